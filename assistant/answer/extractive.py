@@ -1,0 +1,219 @@
+"""Extractive answers: the best few sentences of the retrieved passages, each quoted verbatim with its span.
+A citation is built from offsets into the document text, so it cannot point at words that are not there."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..records import Answer, Citation, Document, Hit, Turn
+from ..retrieve.lexical import tokenize
+from ..sentences import paragraph_spans, sentence_spans
+from .prompts import ABSTAIN_TEXT
+from .question import analyze, has_type
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+_TERMINAL = re.compile(r"[.!?…:;]['\"”’)\]]*$")
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """Weights of the sentence score; calibrated on eval/questions.jsonl (see eval/README.md)."""
+
+    lexical: float = 0.15  # share of the question's content words found in the sentence
+    qa: float = 0.95  # a question right before the sentence (FAQ entry, heading) stands for the sentence
+    qa_own: float = 0.1  # among the sentences under one matching question, prefer the closer ones
+    context: float = 0.85  # weight of the similarity to "previous question + question" in follow-ups
+    rank: float = 0.02  # prior for sentences from higher-ranked passages
+    spread: float = 0.10  # sentences scoring this close to the best are kept too
+    redundant: float = 0.85  # sentences this similar to a chosen one are left out
+
+
+@dataclass(frozen=True, slots=True)
+class _Cand:
+    source: str
+    start: int
+    end: int
+    text: str
+    hit: Hit
+    qa_start: int  # span of a question right before the sentence's paragraph, or -1
+    qa_end: int
+
+
+class SentenceCache:
+    """Bounded LRU of sentence vectors keyed by (source, start, end): passages recur across questions."""
+
+    def __init__(self, embed: Embed, size: int = 50_000) -> None:
+        self._embed = embed
+        self._size = size
+        self._data: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def vectors(self, keys: Sequence[tuple[str, int, int]], texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            missing = [i for i, key in enumerate(keys) if key not in self._data]
+        if missing:
+            new = self._embed([texts[i] for i in missing])
+            with self._lock:
+                for i, v in zip(missing, new, strict=True):
+                    self._data[keys[i]] = v
+                while len(self._data) > self._size:
+                    self._data.popitem(last=False)
+        with self._lock:
+            out = []
+            for key in keys:
+                v = self._data.get(key)
+                if v is None:  # evicted meanwhile by another thread
+                    v = self._embed([texts[keys.index(key)]])[0]
+                else:
+                    self._data.move_to_end(key)
+                out.append(v)
+        return np.stack(out) if out else np.zeros((0, 1), dtype=np.float32)
+
+
+def _is_statement(text: str) -> bool:
+    words = _WORD.findall(text)
+    if len(words) < 4 or text.rstrip().endswith("?"):
+        return False
+    # Headings and labels: short and without end punctuation.
+    return bool(_TERMINAL.search(text.rstrip())) or len(words) >= 12
+
+
+def _question_before(doc_text: str, doc: Document | None, para_start: int) -> tuple[int, int]:
+    """A question that introduces the paragraph at `para_start`: the previous paragraph when it is one
+    sentence ending in '?', or else the enclosing heading when it ends in '?'."""
+    back = doc_text.rfind("\n\n", 0, max(0, para_start - 1))
+    prev = paragraph_spans(doc_text, back + 1 if back >= 0 else 0, para_start)
+    if prev:
+        s, e = prev[-1]
+        if doc_text[s:e].rstrip().endswith("?") and len(sentence_spans(doc_text, s, e)) == 1:
+            return s, e
+    if doc is not None:
+        for sec in reversed(doc.sections):
+            if sec.start <= para_start:
+                if sec.title.rstrip().endswith("?"):
+                    return sec.start, sec.start + len(sec.title)
+                break
+    return -1, -1
+
+
+class ExtractiveAnswerer:
+    def __init__(self, embed: Embed, *, threshold: float, max_sentences: int = 3,
+                 scoring: Scoring | None = None) -> None:
+        self.threshold = threshold
+        self.max_sentences = max_sentences
+        self.scoring = scoring or Scoring()
+        self._embed = embed
+        self.cache = SentenceCache(embed)
+
+    def candidates(self, hits: Sequence[Hit], doc_texts: Mapping[str, str],
+                   documents: Mapping[str, Document]) -> list[_Cand]:
+        seen: set[str] = set()
+        out: list[_Cand] = []
+        for h in hits:
+            text = doc_texts[h.source]
+            for ps, pe in paragraph_spans(text, h.start, h.end):
+                qs, qe = _question_before(text, documents.get(h.source), ps)
+                for s, e in sentence_spans(text, ps, pe):
+                    sent = text[s:e]
+                    norm = " ".join(sent.split()).lower()
+                    if norm in seen or not _is_statement(sent):
+                        continue
+                    seen.add(norm)
+                    out.append(_Cand(h.source, s, e, sent, h, qs, qe))
+        return out
+
+    def score(self, question: str, hits: Sequence[Hit], doc_texts: Mapping[str, str],
+              documents: Mapping[str, Document], history: Sequence[Turn] = ()
+              ) -> tuple[list[_Cand], np.ndarray, np.ndarray]:
+        """Candidates, their scores, and their vectors."""
+        cands = self.candidates(hits, doc_texts, documents)
+        if not cands:
+            return [], np.zeros(0), np.zeros((0, 1))
+        sc = self.scoring
+        queries = [question] + ([f"{history[-1].question} {question}"] if history else [])
+        qv = self._embed(queries)
+        keys = [(c.source, c.start, c.end) for c in cands]
+        sv = self.cache.vectors(keys, [c.text for c in cands])
+        sim = sv @ qv[0]
+        if len(qv) > 1:
+            sim = np.maximum(sim, sc.context * (sv @ qv[1]))
+        qa_keys = sorted({(c.source, c.qa_start, c.qa_end) for c in cands if c.qa_start >= 0})
+        qa_sim: dict[tuple[str, int, int], float] = {}
+        if qa_keys:
+            qav = self.cache.vectors(qa_keys, [doc_texts[s][a:b] for s, a, b in qa_keys])
+            for key, v in zip(qa_keys, qav @ qv[0], strict=True):
+                qa_sim[key] = float(v)
+        qterms = set(tokenize(question))
+        scores = np.empty(len(cands))
+        for i, c in enumerate(cands):
+            lex = len(qterms & set(tokenize(c.text))) / len(qterms) if qterms else 0.0
+            qa = qa_sim.get((c.source, c.qa_start, c.qa_end), 0.0)
+            evidence = max(float(sim[i]), sc.qa * qa + sc.qa_own * float(sim[i]))
+            scores[i] = evidence + sc.lexical * lex - sc.rank * (c.hit.rank - 1)
+        return cands, scores, sv
+
+    def eligible(self, question: str, cands: Sequence[_Cand], hits: Sequence[Hit]) -> list[bool] | None:
+        """Which candidates can answer what the question asks for; None when the passages cannot at all
+        (the question's focus noun appears in none of them)."""
+        info = analyze(question)
+        if info.focus and not set(tokenize(info.focus)) & set(tokenize(" ".join(h.text for h in hits))):
+            return None
+        counted = set(tokenize(" ".join(info.counted)))
+        out = []
+        for c in cands:
+            ok = has_type(c.text, info.expected)
+            if ok and counted:
+                ok = bool(counted & set(tokenize(c.text)))
+            out.append(ok)
+        return out
+
+    def answer(self, question: str, hits: Sequence[Hit], doc_texts: Mapping[str, str],
+               documents: Mapping[str, Document], history: Sequence[Turn] = ()) -> Answer:
+        t = time.perf_counter()
+        cands, scores, sv = self.score(question, hits, doc_texts, documents, history)
+        ok = self.eligible(question, cands, hits) if cands else None
+        if ok is not None:
+            scores = np.where(ok, scores, -1.0)
+        best = float(scores.max()) if len(scores) else 0.0
+        timings = {"answer_ms": 0.0}
+        if not cands or ok is None or best < self.threshold:
+            timings["answer_ms"] = (time.perf_counter() - t) * 1000
+            return Answer(question, ABSTAIN_TEXT, (), True, tuple(hits), "extractive", timings_ms=timings)
+        chosen: list[int] = []
+        for i in np.argsort(-scores):
+            if len(chosen) >= self.max_sentences or scores[i] < max(self.threshold, best - self.scoring.spread):
+                break
+            if any(float(sv[i] @ sv[j]) > self.scoring.redundant for j in chosen):
+                continue
+            chosen.append(int(i))
+        citations = []
+        parts = []
+        for n, i in enumerate(chosen, start=1):
+            c = cands[i]
+            doc = documents.get(c.source)
+            headings = doc.heading_path(c.start) if doc else c.hit.headings
+            page = doc.page_at(c.start) if doc else c.hit.page
+            citations.append(Citation(n, c.source, c.start, c.end, c.text, headings, page, c.hit.start,
+                                      c.hit.end))
+            parts.append(f"{' '.join(c.text.split())} [{n}]")
+        timings["answer_ms"] = (time.perf_counter() - t) * 1000
+        return Answer(question, " ".join(parts), tuple(citations), False, tuple(hits), "extractive",
+                      timings_ms=timings)
+
+    def stream(self, question: str, hits: Sequence[Hit], doc_texts: Mapping[str, str],
+               documents: Mapping[str, Document], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+        """The answer sentence by sentence, then the Answer itself."""
+        ans = self.answer(question, hits, doc_texts, documents, history)
+        pieces = re.split(r"(?<=\])\s", ans.text) if not ans.abstained else [ans.text]
+        for i, p in enumerate(pieces):
+            yield p if i == 0 else " " + p
+        yield ans

@@ -1,0 +1,160 @@
+"""What a question asks for, in the manner of classic open-domain QA systems: the expected answer type
+(a count, a share, a date) and the focus noun of "what is the X of Y" questions. English only.
+
+The extractive answerer uses it to abstain on near-miss questions: a question about the documents' topic
+whose specific fact the documents do not state ("What is the shop's annual revenue?"), which a bi-encoder
+alone scores as confidently as a real answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_AUX = r"(?:is|are|was|were|do|does|did|have|has|had|will|would|can|could|should|may|might)"
+# "How many users ..." (the words after "many" name what is counted)
+_COUNT = re.compile(rf"\bhow many\b(?P<np>(?:\s+(?!{_AUX}\b)[\w-]+){{0,3}})", re.I)
+# "How much does it cost", "How much is she paid", "What is the annual revenue" (not "How much say ...")
+_MONEY = re.compile(
+    rf"\bhow much (?={_AUX}\b)|\b(?:revenue|revenues|salary|income|profit|profits|price|cost|"
+    r"costs|budget|valuation|net worth|market cap\w*|turnover|earnings)\b",
+    re.I,
+)
+_PERCENT_Q = re.compile(
+    r"\b(?:what|which) (?:share|percentage|percent|fraction|proportion)\b|"
+    r"\bhow (?:large|big) (?:a )?(?:share|portion|fraction)\b",
+    re.I,
+)
+_DATE_Q = re.compile(
+    r"^\s*when (?:did|was|were|will)\b|\b(?:what|which) (?:year|date|month|day)\b|\bin what year\b", re.I
+)
+
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|dozens|"
+    r"half|single|double|triple|decade|decades|century"
+)
+_COUNT_A = re.compile(rf"\$|€|£|\b\d[\d,.]*\b(?<!\b1[5-9]\d\d)(?<!\b20\d\d)|\b(?:{_NUMBER_WORDS})\b", re.I)
+_MONEY_A = re.compile(
+    r"[$€£¥]\s?\d|\b\d[\d,.]*\s?(?:k|m|bn|million|billion|thousand|trillion)\b|"
+    r"\b(?:dollars?|euros?|pounds?|yuan|usd|eur|gbp)\b",
+    re.I,
+)
+_PERCENT_A = re.compile(
+    r"\d\s?%|\bper ?cent\b|\bhalf\b|\bthird\b|\bquarter\b|\bmajority\b|\bminority\b|"
+    r"\bmost\b|\bfew\b",
+    re.I,
+)
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_DATE_A = re.compile(
+    rf"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:{_MONTHS})\b|\b\d{{1,2}}/\d{{1,2}}/\d{{2,4}}\b|"
+    r"\b(?:yesterday|today|last (?:year|month|week)|next (?:year|month|week))\b",
+    re.I,
+)
+
+_FOCUS_PATTERNS = (
+    # "Who is the CEO of ByteDance?", "What was the capital of France?"
+    re.compile(
+        r"^\s*(?:what|who|which)(?:'s|’s| is| are| was| were) (?:the |a |an )?"
+        r"(?P<np>[\w -]+?) (?:of|for|in|at|on|from|behind|by|to)\b",
+        re.I,
+    ),
+    # "What is TikTok Shop's return policy?"
+    re.compile(r"^\s*(?:what|who)(?:'s|’s| is| are| was| were) [\w .&-]+?(?:'s|’s) (?P<np>[\w -]+?)\s*\??$", re.I),
+    # "Which programming language is the app written in?"
+    re.compile(r"^\s*(?:which|what) (?P<np>[\w -]+?) (?:is|are|was|were) ", re.I),
+)
+# Heads too general to be a missing fact by themselves.
+_GENERIC = frozenset(
+    [
+        "name",
+        "names",
+        "thing",
+        "things",
+        "way",
+        "ways",
+        "kind",
+        "type",
+        "part",
+        "one",
+        "reason",
+        "reasons",
+        "role",
+        "purpose",
+        "point",
+        "difference",
+        "differences",
+        "relationship",
+        "meaning",
+        "example",
+        "examples",
+        "main",
+        "idea",
+        "goal",
+        "goals",
+        "result",
+        "results",
+        "effect",
+        "effects",
+        "impact",
+        "problem",
+        "problems",
+        "issue",
+        "issues",
+        "challenge",
+        "challenges",
+        "risk",
+        "risks",
+        "plan",
+        "plans",
+        "strategy",
+        "status",
+        "situation",
+        "case",
+        "else",
+        "benefit",
+        "benefits",
+        "advantage",
+        "advantages",
+        "use",
+        "uses",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class QuestionInfo:
+    expected: str | None  # "count", "money", "percent", "date" or None
+    counted: tuple[str, ...] = ()  # words after "how many": the sentence should name what is counted
+    focus: str = ""  # head noun of "what is the X of Y" questions
+
+
+def analyze(question: str) -> QuestionInfo:
+    q = question.strip()
+    expected = None
+    counted: tuple[str, ...] = ()
+    if _PERCENT_Q.search(q):
+        expected = "percent"
+    elif _DATE_Q.search(q):
+        expected = "date"
+    elif m := _COUNT.search(q):
+        expected = "count"
+        counted = tuple((m.group("np") or "").lower().split())
+    elif _MONEY.search(q):
+        expected = "money"
+    focus = ""
+    for pat in _FOCUS_PATTERNS:
+        if m := pat.search(q):
+            words = [w for w in re.findall(r"[\w-]+", m.group("np").lower()) if w not in ("the", "a", "an")]
+            if words and words[-1] not in _GENERIC and len(words) <= 4:
+                focus = words[-1]
+            break
+    return QuestionInfo(expected, counted, focus)
+
+
+def has_type(sentence: str, expected: str | None) -> bool:
+    """Whether a sentence contains something of the expected answer type."""
+    if expected is None:
+        return True
+    pattern = {"count": _COUNT_A, "money": _MONEY_A, "percent": _PERCENT_A, "date": _DATE_A}[expected]
+    return bool(pattern.search(sentence))

@@ -1,0 +1,211 @@
+"""Build or update the index of a documents folder: incremental by content hash, crash-safe by generations."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..chunk import CHUNKER_VERSION, chunk_document, embedding_text
+from ..embed import Embedder, load_embedder
+from ..errors import DocumentError
+from ..load import Skipped, SourceFile, load_file, scan_folder
+from ..records import Chunk, Document
+from ..settings import Settings
+from ..tokens import ENCODING
+from . import chunkdb, layout
+from .manifest import FORMAT_VERSION, Manifest
+from .vectors import FaissStore, faiss_id
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+EMBED_SLICE = 512
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    index_dir: Path
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    chunks: int = 0  # in the index after the build
+    embedded: int = 0  # chunks embedded by this build
+    seconds: float = 0.0
+    rebuilt: bool = False
+    reason: str = ""  # why everything was rebuilt
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def wrote(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.rebuilt)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.added)} added", f"{len(self.changed)} changed", f"{len(self.unchanged)} unchanged",
+                 f"{len(self.removed)} removed", f"{len(self.skipped)} skipped"]
+        line = f"documents: {', '.join(parts)}; chunks: {self.chunks} ({self.embedded} embedded); " \
+               f"{self.seconds:.2f} s"
+        return f"rebuilt everything ({self.reason}); {line}" if self.rebuilt else line
+
+
+def _wanted(settings: Settings, model_id: str, dimension: int = 0, max_seq: int = 0) -> Manifest:
+    return Manifest(FORMAT_VERSION, __version__, model_id, dimension, max_seq, settings.chunk_tokens,
+                    settings.chunk_overlap, CHUNKER_VERSION, ENCODING)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild: bool = False,
+                progress: Progress | None = None) -> BuildReport:
+    """Bring the index in `settings.index_dir` up to date with `settings.docs_dir`.
+
+    Unchanged documents (same sha256) are not read again; changed ones are re-chunked and re-embedded;
+    deleted ones are removed. Other model or chunk settings rebuild everything. The new generation is
+    written beside the live one and swapped in atomically, so a crash leaves the old index loadable.
+    The embedding model is only loaded when something has to be embedded.
+    """
+    t0 = time.perf_counter()
+    index_dir = settings.index_dir
+    with layout.writer_lock(index_dir):
+        timings: dict[str, float] = {}
+        files, skipped = scan_folder(settings.docs_dir)
+        timings["scan"] = time.perf_counter() - t0
+        by_rel = {f.rel: f for f in files}
+
+        model_id = embedder.model_id if embedder is not None else settings.model
+        wanted = _wanted(settings, model_id)
+        gen = layout.current_generation(index_dir)
+        old = Manifest.read(gen / layout.MANIFEST) if gen else None
+        reason = ""
+        if rebuild:
+            reason = "--rebuild asked for"
+        elif old is None:
+            reason = "no index yet" if gen is None else ""
+        elif old.build_key() != wanted.build_key():
+            reason = "settings changed: " + "; ".join(old.differences(wanted))
+        full = bool(reason) or old is None
+        old_docs = {} if full or old is None else old.documents
+
+        unchanged = tuple(r for r in by_rel if r in old_docs and old_docs[r]["sha256"] == by_rel[r].sha256)
+        changed = tuple(r for r in by_rel if r in old_docs and old_docs[r]["sha256"] != by_rel[r].sha256)
+        added = tuple(r for r in by_rel if r not in old_docs)
+        # A file that is still there but can no longer be read keeps its indexed version: nothing is lost.
+        unreadable = {sk.rel for sk in skipped if sk.rel in old_docs}
+        skipped = [Skipped(sk.rel, sk.reason + "; kept the previous version") if sk.rel in unreadable else sk
+                   for sk in skipped]
+        unchanged += tuple(sorted(unreadable))
+        removed = tuple(r for r in old_docs if r not in by_rel and r not in unreadable)
+
+        if not full and not changed and not added and not removed:
+            return BuildReport(index_dir, unchanged=unchanged, skipped=tuple(skipped), chunks=old.chunks if old
+                               else 0, seconds=time.perf_counter() - t0, timings=timings)
+
+        emb = embedder if embedder is not None else load_embedder(settings.model)
+        wanted = _wanted(settings, model_id, emb.dimension, emb.max_tokens)
+        tmp = layout.new_generation(index_dir)
+        try:
+            report = _write_generation(settings, emb, wanted, old, gen, tmp, full, by_rel, added, changed,
+                                       removed, unchanged, skipped, timings, progress, t0)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return report if not reason else _with(report, rebuilt=bool(old is not None or rebuild), reason=reason)
+
+
+def _with(report: BuildReport, **changes: object) -> BuildReport:
+    from dataclasses import replace
+
+    return replace(report, **changes)
+
+
+def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: Manifest | None,
+                      gen: Path | None, tmp: Path, full: bool, by_rel: dict[str, SourceFile],
+                      added: tuple[str, ...], changed: tuple[str, ...], removed: tuple[str, ...],
+                      unchanged: tuple[str, ...], skipped: list[Skipped], timings: dict[str, float],
+                      progress: Progress | None, t0: float) -> BuildReport:
+    index_dir = settings.index_dir
+    if not full and gen is not None and old is not None:
+        shutil.copyfile(gen / layout.CHUNKS, tmp / layout.CHUNKS)
+        store = FaissStore.load(gen / layout.VECTORS)
+        documents = dict(old.documents)
+    else:
+        store = FaissStore(emb.dimension)
+        documents = {}
+    con = chunkdb.connect(tmp / layout.CHUNKS)
+    con.execute("BEGIN")
+
+    # Load and chunk the new and changed documents; a document that fails is skipped (a changed one keeps
+    # its previous version, so nothing is lost).
+    t = time.perf_counter()
+    todo = [*added, *changed]
+    loaded: list[tuple[Document, list[Chunk]]] = []
+    kept: list[str] = []
+    for i, rel in enumerate(todo):
+        if progress:
+            progress("reading", i, len(todo))
+        try:
+            doc = load_file(by_rel[rel])
+            chunks = chunk_document(doc, tokens=settings.chunk_tokens, overlap=settings.chunk_overlap,
+                                    max_model_tokens=emb.max_tokens, count_model=emb.count_tokens)
+            if not chunks:
+                raise DocumentError(rel, "no text to index")
+        except DocumentError as e:
+            skipped.append(Skipped(rel, e.reason + ("; kept the previous version" if rel in changed else "")))
+            if rel in changed:
+                kept.append(rel)
+            continue
+        loaded.append((doc, chunks))
+    timings["load+chunk"] = time.perf_counter() - t
+
+    # Drop what is stale.
+    stale = [r for r in (*changed, *removed) if r not in kept]
+    store.remove(np.array([faiss_id(c) for c in chunkdb.chunk_ids_of(con, stale)], dtype=np.int64))
+    chunkdb.delete_documents(con, stale)
+    for r in stale:
+        documents.pop(r, None)
+
+    # Embed all new chunks, longest first in slices so padding is minimal and progress can be shown.
+    t = time.perf_counter()
+    all_chunks = [c for _, cs in loaded for c in cs]
+    texts = [embedding_text(doc, c) for doc, cs in loaded for c in cs]
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors = np.zeros((len(texts), emb.dimension), dtype=np.float32)
+    for s in range(0, len(order), EMBED_SLICE):
+        if progress:
+            progress("embedding", s, len(order))
+        idx = order[s:s + EMBED_SLICE]
+        vectors[idx] = emb.embed([texts[i] for i in idx], batch_size=64)
+    if progress:
+        progress("embedding", len(order), len(order))
+    timings["embed"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    store.add(np.array([faiss_id(c.id) for c in all_chunks], dtype=np.int64), vectors)
+    now = _now()
+    for doc, cs in loaded:
+        chunkdb.insert_document(con, doc, cs, now)
+        documents[doc.path] = {"sha256": doc.sha256, "chunks": len(cs), "indexed_at": now}
+    con.execute("COMMIT")
+    con.close()
+    store.save(tmp / layout.VECTORS)
+    wanted.documents = dict(sorted(documents.items()))
+    wanted.chunks = len(store)
+    wanted.built_at = now
+    wanted.build_seconds = round(time.perf_counter() - t0, 3)
+    wanted.write(tmp / layout.MANIFEST)
+    final = layout.publish(index_dir, tmp)
+    layout.collect_garbage(index_dir, keep=final)
+    timings["write"] = time.perf_counter() - t
+
+    ok_added = tuple(r for r in added if r in documents)
+    ok_changed = tuple(r for r in changed if r in documents and r not in kept)
+    return BuildReport(index_dir, ok_added, ok_changed, (*unchanged, *kept), removed, tuple(skipped),
+                       len(store), len(all_chunks), time.perf_counter() - t0, timings=timings)

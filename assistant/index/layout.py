@@ -1,0 +1,92 @@
+"""Generations on disk, the atomically swapped CURRENT pointer, and the writer lock."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import IndexLockedError, IndexNotFoundError
+
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+CHUNKS = "chunks.sqlite"
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    pointer = index_dir / CURRENT
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    gen = index_dir / name
+    return gen if (gen / MANIFEST).is_file() else None
+
+
+def require_generation(index_dir: Path) -> Path:
+    gen = current_generation(index_dir)
+    if gen is None:
+        raise IndexNotFoundError(f"no index in {index_dir}: build it with `assistant index`")
+    return gen
+
+
+def new_generation(index_dir: Path) -> Path:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    gen = index_dir / f".tmp-gen-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    gen.mkdir()
+    return gen
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def publish(index_dir: Path, tmp_gen: Path) -> Path:
+    """Make `tmp_gen` the live generation: rename it, then atomically replace CURRENT. A crash at any point
+    leaves CURRENT naming a complete generation."""
+    for f in tmp_gen.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    final = index_dir / tmp_gen.name.removeprefix(".tmp-")
+    tmp_gen.rename(final)
+    tmp_pointer = index_dir / f".{CURRENT}.tmp"
+    with open(tmp_pointer, "w", encoding="utf-8") as fh:
+        fh.write(final.name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp_pointer, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+    return final
+
+
+def collect_garbage(index_dir: Path, keep: Path | None) -> None:
+    """Remove generations other than `keep` and leftovers of interrupted builds."""
+    for p in index_dir.iterdir():
+        if p.is_dir() and (p.name.startswith("gen-") or p.name.startswith(".tmp-gen-")) and p != keep:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path) -> Iterator[None]:
+    """One writer at a time per index folder; readers never wait."""
+    import fcntl
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexLockedError(f"another process is writing the index in {index_dir}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

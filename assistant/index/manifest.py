@@ -1,0 +1,55 @@
+"""manifest.json: what an index was built from, so a stale index never meets new settings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import IndexMismatchError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Manifest:
+    format_version: int
+    package_version: str
+    model: str
+    dimension: int
+    max_seq_length: int
+    chunk_tokens: int
+    chunk_overlap: int
+    chunker_version: int
+    tokenizer: str
+    built_at: str = ""
+    build_seconds: float = 0.0
+    chunks: int = 0
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> sha256, chunks, indexed_at
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1, sort_keys=True), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def build_key(self) -> dict[str, Any]:
+        """The settings that, when changed, make every vector stale."""
+        return {"format_version": self.format_version, "model": self.model,
+                "chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap,
+                "chunker_version": self.chunker_version, "tokenizer": self.tokenizer}
+
+    def differences(self, other: Manifest) -> list[str]:
+        mine, theirs = self.build_key(), other.build_key()
+        return [f"{k}: index has {mine[k]!r}, settings say {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
+
+    def check(self, wanted: Manifest, index_dir: Path) -> None:
+        diff = self.differences(wanted)
+        if diff:
+            raise IndexMismatchError(
+                f"index in {index_dir} was built with other settings ({'; '.join(diff)}); "
+                f"rebuild it: assistant index --rebuild --index-dir {index_dir}")

@@ -1,0 +1,284 @@
+"""HTML pages: the main text only, as readable plain text, with h1-h6 as Sections."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import Any
+
+from ..errors import DocumentError
+from ..records import Document, Section
+from .text import clip, decode_text, pick_title
+
+# Never text: dropped with their content wherever they are.
+_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "math", "nav", "aside", "form", "iframe",
+              "button", "select", "textarea", "object", "embed", "canvas", "dialog", "footer")
+# Page-level banners; a <header> inside an article, main or section holds that part's own title, and stays.
+_BANNERS = ("header",)
+_SECTIONING = frozenset(("article", "main", "section"))
+_NAV_MARKERS = frozenset((
+    "nav", "navbar", "navheader", "navfooter", "navigation", "menu", "menu-wrapper", "mobile-nav", "sidebar",
+    "sphinxsidebar", "sphinxsidebarwrapper", "related", "breadcrumb", "breadcrumbs", "headerlink",
+    "skip-link", "skiplink", "footer", "site-header", "site-footer", "toc-drawer", "inline-search",
+    "searchbox", "language_switcher_placeholder", "version_switcher_placeholder", "cookie-banner",
+))
+_NAV_ROLES = frozenset(("navigation", "banner", "contentinfo", "search", "complementary"))
+
+_PARAGRAPH = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "table", "ul", "ol",
+                        "dl", "figure", "hr", "address", "details", "fieldset", "section", "article", "main"))
+_LINE = frozenset(("div", "li", "tr", "dt", "dd", "br", "caption", "figcaption", "summary", "legend",
+                   "thead", "tbody", "tfoot", "center", "header", "body", "option"))
+_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_CELLS = ("td", "th")
+
+_DECLARED = re.compile(
+    rb"""<\?xml[^>]*encoding\s*=\s*["']([\w.:-]+)|<meta[^>]*charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+_WINDOWS_1252_ALIASES = frozenset(("latin_1", "iso8859_1", "ascii", "cp1252"))  # as browsers read them
+
+
+def load_html(rel: str, data: bytes, sha256: str) -> Document:
+    """Parse an HTML page into readable text: navigation and scripts dropped, blocks on their own lines."""
+    import lxml.html
+    from lxml import etree
+
+    source = _XML_DECL.sub("", _decode(data), count=1)
+    if not source.strip():
+        raise DocumentError(rel, "no text")
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    try:
+        root = lxml.html.document_fromstring(source, parser=parser)
+    except (etree.ParserError, ValueError) as e:
+        raise DocumentError(rel, f"not parseable as HTML ({_one_line(e)})") from e
+    head = root.find("head")
+    title = clip((head.findtext("title") if head is not None else None) or "")  # not an <svg>'s <title>
+    _strip(root)
+    text, sections = "", ()
+    for container in _containers(root):
+        text, sections = _render(container)
+        if text:
+            break
+    if not title:
+        title = next((s.title for s in sections if s.level == 1), "") or pick_title(text, sections, rel)
+    return Document(path=rel, text=text, sha256=sha256, title=title, sections=sections)
+
+
+def _decode(data: bytes) -> str:
+    if not data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        m = _DECLARED.search(data, 0, 4096)
+        if m:
+            name = (m.group(1) or m.group(2)).decode("ascii")
+            try:
+                codec = codecs.lookup(name).name.replace("-", "_")
+            except LookupError:
+                codec = ""
+            if codec in _WINDOWS_1252_ALIASES:
+                codec = "cp1252"
+            if codec and not codec.startswith("utf_16"):  # a page that really is UTF-16 has a BOM
+                try:
+                    return data.decode(codec)
+                except UnicodeDecodeError:
+                    pass  # the declaration is wrong; guess instead
+    return decode_text(data)
+
+
+def _strip(root: Any) -> None:
+    """Remove everything that is not content: scripts, styles, navigation, page banners."""
+    doomed = list(root.iter(*_DROP_TAGS))
+    doomed += [el for el in root.iter(*_BANNERS)
+               if not any(a.tag in _SECTIONING for a in el.iterancestors())]
+    for el in root.xpath("//*[@class or @id or @role or @hidden or @aria-hidden]"):
+        marks = el.get("class", "").lower().split()
+        ident = el.get("id")
+        if ident:
+            marks.append(ident.lower())
+        if (_NAV_MARKERS.intersection(marks) or el.get("role", "").lower() in _NAV_ROLES
+                or el.get("hidden") is not None or el.get("aria-hidden", "").lower() == "true"):
+            doomed.append(el)
+    for el in doomed:
+        if el.getparent() is not None:
+            el.drop_tree()  # keeps the element's tail text, which belongs to its parent
+
+
+def _containers(root: Any) -> list[Any]:
+    """Where the main text is, most specific first; the whole body last."""
+    found: list[Any] = []
+    for path in ("//main", "//*[@role='main']", "//article",
+                 "//div[contains(concat(' ', normalize-space(@class), ' '), ' body ')]",
+                 "//div[contains(concat(' ', normalize-space(@class), ' '), ' document ')]"):
+        hits = root.xpath(path)
+        if len(hits) == 1 or (hits and path != "//article"):  # several articles: a listing, not one story
+            found.append(hits[0])
+    body = root.find("body")
+    found.append(body if body is not None else root)
+    return found
+
+
+class _Writer:
+    """Accumulates text with collapsed inline whitespace and at most one blank line between blocks."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.n = 0
+        self.brk = 0  # newlines owed before the next text
+        self.space = False  # a space owed before the next text
+        self.sep = ""  # a table-cell separator owed before the next text
+        self.mark: int | None = None  # index in parts where the current heading's text starts
+        self.prefix = ""  # a list bullet owed before the next text
+        self.cells = 0  # depth of open table cells, where blocks only separate words
+
+    def _emit(self, s: str) -> None:
+        self.parts.append(s)
+        self.n += len(s)
+
+    def _lead(self) -> None:
+        if self.n:
+            if self.brk:
+                self._emit("\n" * self.brk)
+            elif self.sep:
+                self._emit(self.sep)
+            elif self.space:
+                self._emit(" ")
+        self.brk, self.space, self.sep = 0, False, ""
+        if self.prefix:
+            self._emit(self.prefix)
+            self.prefix = ""
+
+    def inline(self, s: str | None) -> None:
+        if not s:
+            return
+        words = s.split()
+        if not words:
+            self.space = True
+            return
+        if s[0].isspace():
+            self.space = True
+        self._lead()
+        if self.mark == -1:
+            self.mark = len(self.parts)
+        self._emit(" ".join(words))
+        self.space = s[-1].isspace()
+
+    def verbatim(self, s: str) -> None:
+        self._lead()
+        self._emit(s)
+
+    def block(self, newlines: int) -> None:
+        if self.cells:
+            self.space = True  # <p> or <div> in a table cell: the row stays on one line
+            return
+        if self.prefix:
+            return  # "<li><p>text": the bullet and the text stay on one line
+        self.brk = max(self.brk, min(newlines, 2))
+        self.space = False
+        self.sep = ""
+
+    def line_break(self) -> None:
+        """<br>: one more newline, so that <br><br> leaves a blank line."""
+        if self.cells or self.prefix:
+            self.space = True
+        else:
+            self.brk = min(self.brk + 1, 2) if self.n else 0
+            self.space = False
+            self.sep = ""
+
+    def bullet(self, prefix: str) -> None:
+        self.block(1)
+        self.prefix = prefix
+
+
+def _render(container: Any) -> tuple[str, tuple[Section, ...]]:
+    from lxml import etree
+
+    w = _Writer()
+    sections: list[Section] = []
+    heading: int | None = None  # level of the open heading
+    pre: list[str] | None = None
+    pre_depth = 0
+    for event, el in etree.iterwalk(container, events=("start", "end")):
+        tag = el.tag
+        if not isinstance(tag, str):
+            continue
+        if pre is not None:  # inside <pre>: everything verbatim
+            if event == "start":
+                if tag == "pre":
+                    pre_depth += 1
+                elif tag == "br":
+                    pre.append("\n")
+                pre.append(el.text or "")
+            else:
+                if tag == "pre":
+                    pre_depth -= 1
+                    if pre_depth == 0:
+                        body = "".join(pre)
+                        body = body[1:] if body.startswith("\n") else body  # as browsers do
+                        body = body.rstrip()
+                        if body.strip():
+                            w.verbatim(body)
+                        pre = None
+                        w.block(2)
+                        w.inline(el.tail)
+                        continue
+                pre.append(el.tail or "")
+            continue
+        if event == "start":
+            if tag == "pre":
+                w.block(2)
+                pre, pre_depth = [el.text or ""], 1
+                continue
+            if tag in _CELLS:
+                if w.parts and not w.brk and el.getprevious() is not None:
+                    w.sep = " | "
+                w.cells += 1
+            elif tag in _HEADINGS:
+                w.block(2)
+                heading, w.mark = _HEADINGS[tag], -1
+            elif tag == "li":
+                w.bullet(_bullet(el))
+            elif tag == "br":
+                w.line_break()
+            elif tag in _PARAGRAPH:
+                parent = el.getparent()
+                nested = tag in ("ul", "ol", "dl") and parent is not None and parent.tag in ("li", "dd")
+                w.block(1 if nested else 2)
+            elif tag in _LINE:
+                w.block(1)
+            w.inline(el.text)
+        else:
+            if tag in _CELLS:
+                w.cells -= 1
+            elif tag in _HEADINGS and heading is not None:
+                if w.mark is not None and w.mark >= 0:
+                    start = sum(len(p) for p in w.parts[: w.mark])
+                    title = " ".join("".join(w.parts[w.mark:]).split())
+                    if title:
+                        sections.append(Section(start, heading, title))
+                heading, w.mark = None, None
+                w.block(2)
+            elif tag in _PARAGRAPH:
+                parent = el.getparent()
+                # "<li><p>item</p></li>": items of a list stay on consecutive lines
+                tight = parent is not None and parent.tag == "li" and el.getnext() is None
+                w.block(1 if tight else 2)
+            elif tag in _LINE and tag != "br":
+                w.block(1)
+            if el is not container:
+                w.inline(el.tail)
+    return "".join(w.parts), tuple(sections)
+
+
+def _bullet(li: Any) -> str:
+    """"- " for an unordered item, "3. " for the third of an ordered list, so sentence splitting sees
+    list items."""
+    parent = li.getparent()
+    if parent is None or parent.tag != "ol":
+        return "- "
+    try:
+        first = int(parent.get("start", "1"))
+    except ValueError:
+        first = 1
+    return f"{first + sum(1 for s in li.itersiblings(preceding=True) if s.tag == 'li')}. "
+
+
+def _one_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0]

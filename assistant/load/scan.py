@@ -1,0 +1,125 @@
+"""Find the documents under a folder: which files can be loaded, their content hashes, why the rest cannot."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DocumentError
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf")
+
+_KINDS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".rst": "rst",
+          ".html": "html", ".htm": "html", ".pdf": "pdf"}
+_SNIFF = 8192  # a text-type file with a NUL byte in its first 8 KiB is binary
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16/32 text is full of NULs and is not binary
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    path: Path  # absolute path
+    rel: str  # POSIX path relative to the scanned root
+    sha256: str  # hex sha256 of the raw bytes
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    rel: str
+    reason: str  # one line
+
+
+def kind_of(rel: str) -> str | None:
+    """The loader a file name calls for: "text", "markdown", "rst", "html", "pdf", or None if unsupported."""
+    name = rel.rsplit("/", 1)[-1].lower()
+    if name.endswith(".rst.txt"):
+        return "rst"  # Sphinx ships its sources as *.rst.txt
+    return _KINDS.get(os.path.splitext(name)[1])
+
+
+def looks_binary(head: bytes) -> bool:
+    """True if the first bytes of a text-type file contain a NUL byte (and no UTF-16/32 byte-order mark)."""
+    return b"\x00" in head[:_SNIFF] and not head.startswith(_UTF16_32_BOMS)
+
+
+def scan_folder(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
+    """Walk `root` recursively and hash every supported file. Hidden files and folders are ignored;
+    symlinks that leave `root` (or point at a folder), unsupported types, empty, binary and unreadable
+    files are returned as `Skipped` with a reason. Both lists are sorted by `rel`."""
+    root = Path(root).absolute()
+    if not root.exists():
+        raise DocumentError(str(root), "no such folder")
+    if not root.is_dir():
+        raise DocumentError(str(root), "not a folder")
+    real_root = root.resolve()
+    found: list[SourceFile] = []
+    skipped: list[Skipped] = []
+    stack: list[tuple[Path, str]] = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as e:
+            skipped.append(Skipped(prefix.rstrip("/") or ".", _os_reason(e)))
+            continue
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.name.startswith("."):
+                continue  # .git, .DS_Store, editor swap files: never documents, not worth a line each
+            path = folder / entry.name
+            try:
+                if entry.is_symlink():
+                    target = path.resolve()
+                    if not target.exists():
+                        skipped.append(Skipped(rel, "broken symlink"))
+                        continue
+                    if not target.is_relative_to(real_root):
+                        skipped.append(Skipped(rel, "symlink points outside the folder"))
+                        continue
+                    if target.is_dir():
+                        # Its target is inside the folder and scanned there; following it could loop.
+                        skipped.append(Skipped(rel, "symlink to a folder inside the folder"))
+                        continue
+                if entry.is_dir():
+                    stack.append((path, rel + "/"))
+                    continue
+                item = _scan_file(path, rel)
+            except OSError as e:
+                item = Skipped(rel, _os_reason(e))
+            (found if isinstance(item, SourceFile) else skipped).append(item)
+    found.sort(key=lambda f: f.rel)
+    skipped.sort(key=lambda s: s.rel)
+    return found, skipped
+
+
+def _scan_file(path: Path, rel: str) -> SourceFile | Skipped:
+    kind = kind_of(rel)
+    if kind is None:
+        suffix = os.path.splitext(rel.rsplit("/", 1)[-1])[1].lower() or "(no extension)"
+        return Skipped(rel, f"unsupported type {suffix}")
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        return Skipped(rel, "not a regular file")  # opening a FIFO would block
+    if st.st_size == 0:
+        return Skipped(rel, "empty file")
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF)
+        if kind != "pdf" and looks_binary(head):
+            return Skipped(rel, "binary file")
+        while head:
+            h.update(head)
+            size += len(head)
+            head = f.read(1 << 20)
+    if size == 0:
+        return Skipped(rel, "empty file")
+    return SourceFile(path, rel, h.hexdigest(), size)
+
+
+def _os_reason(e: OSError) -> str:
+    return e.strerror or (str(e).splitlines() or [type(e).__name__])[0]

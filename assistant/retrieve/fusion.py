@@ -1,0 +1,68 @@
+"""Reciprocal rank fusion and the merging of overlapping passages. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ..records import Chunk, Hit
+
+K = TypeVar("K", bound=Hashable)
+
+
+def rrf(rankings: Sequence[Sequence[K]], weights: Sequence[float] | None = None, k: int = 60
+        ) -> list[tuple[K, float]]:
+    """Fuse rankings (best first): score(d) = sum_i w_i / (k + rank_i(d)), ranks from 1. Ties keep the order
+    in which items were first seen."""
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per ranking")
+    scores: dict[K, float] = {}
+    for ranking, w in zip(rankings, weights, strict=True):
+        for r, key in enumerate(ranking, start=1):
+            scores[key] = scores.get(key, 0.0) + w / (k + r)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    chunk: Chunk
+    score: float
+    dense: float | None = None
+    bm25: float | None = None
+
+
+def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, str], k: int) -> list[Hit]:
+    """Turn fused candidates (best first) into at most `k` hits, merging a candidate into an earlier hit of
+    the same document when their spans overlap or touch; the merged hit keeps the earlier rank and score."""
+    groups: list[dict] = []
+    for c in candidates:
+        ch = c.chunk
+        for g in groups:
+            if g["source"] == ch.source and ch.start <= g["end"] and ch.end >= g["start"]:
+                g["start"], g["end"] = min(g["start"], ch.start), max(g["end"], ch.end)
+                g["ids"].append(ch.id)
+                g["dense"] = _max(g["dense"], c.dense)
+                g["bm25"] = _max(g["bm25"], c.bm25)
+                if ch.start < g["first"].start:
+                    g["first"] = ch
+                break
+        else:
+            if len(groups) >= k:
+                continue
+            groups.append({"source": ch.source, "start": ch.start, "end": ch.end, "ids": [ch.id],
+                           "score": c.score, "dense": c.dense, "bm25": c.bm25, "first": ch})
+    hits = []
+    for rank, g in enumerate(groups, start=1):
+        text = doc_texts[g["source"]][g["start"]:g["end"]]
+        first: Chunk = g["first"]
+        hits.append(Hit(rank, g["score"], g["source"], g["start"], g["end"], text, first.headings, first.page,
+                        tuple(g["ids"]), g["dense"], g["bm25"]))
+    return hits
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else max(a, b)

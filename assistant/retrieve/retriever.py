@@ -1,0 +1,111 @@
+"""The Retriever: loads an index once and answers many queries, from any number of threads."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..embed import Embedder, load_embedder
+from ..errors import IndexMismatchError
+from ..index.build import _wanted
+from ..index.reader import DocInfo, IndexReader, open_index
+from ..records import Chunk, Hit
+from ..settings import Settings
+from .fusion import Candidate, merge_overlapping, rrf
+from .lexical import BM25Index
+
+
+class Retriever:
+    def __init__(self, reader: IndexReader, embedder: Embedder, settings: Settings) -> None:
+        if embedder.dimension != reader.manifest.dimension:
+            raise IndexMismatchError(
+                f"index in {settings.index_dir} has {reader.manifest.dimension}-d vectors, model "
+                f"{embedder.model_id} makes {embedder.dimension}-d ones: rebuild with `assistant index --rebuild`")
+        self.settings = settings
+        self.reader = reader
+        self.embedder = embedder
+        self._texts = {p: d.text for p, d in reader.documents.items()}
+        self._bm25 = BM25Index([c.text for c in reader.chunks])
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
+        """Load the index in settings.index_dir, refusing one built with another model or chunk settings."""
+        model_id = embedder.model_id if embedder is not None else settings.model
+        reader = open_index(settings.index_dir, wanted=_wanted(settings, model_id))
+        return cls(reader, embedder if embedder is not None else load_embedder(settings.model), settings)
+
+    # -- documents -------------------------------------------------------------------------------------
+    def documents(self) -> list[DocInfo]:
+        return list(self.reader.doc_infos)
+
+    def document_text(self, source: str) -> str:
+        try:
+            return self._texts[source]
+        except KeyError:
+            raise KeyError(f"{source}: not in the index") from None
+
+    @property
+    def doc_texts(self) -> dict[str, str]:
+        return self._texts
+
+    # -- search ----------------------------------------------------------------------------------------
+    def search(self, query: str, k: int | None = None, *, context: str = "",
+               retrieval: str | None = None) -> list[Hit]:
+        return self.search_with_timings(query, k, context=context, retrieval=retrieval)[0]
+
+    def search_with_timings(self, query: str, k: int | None = None, *, context: str = "",
+                            retrieval: str | None = None) -> tuple[list[Hit], dict[str, float]]:
+        """Top `k` passages for `query`. `context` (e.g. the previous question of a conversation) is searched
+        together with the query as a second, lower-weighted ranking, so follow-ups find their subject."""
+        s = self.settings
+        k = s.k if k is None else k
+        mode = retrieval or s.retrieval
+        queries = [query] + ([f"{context} {query}"] if context.strip() else [])
+        qweights = [1.0, 0.6][: len(queries)]
+        timings: dict[str, float] = {}
+        rankings: list[Sequence[int]] = []
+        weights: list[float] = []
+        dense: dict[int, float] = {}
+        lexical: dict[int, float] = {}
+        fetch = max(s.fetch_k, k)
+        if mode in ("hybrid", "dense"):
+            t = time.perf_counter()
+            qv = self.embedder.embed(queries)
+            timings["embed_ms"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            scores, ids = self.reader.store.search(qv, fetch)
+            timings["dense_ms"] = (time.perf_counter() - t) * 1000
+            for qi, w in enumerate(qweights):
+                ranking = []
+                for fid, sc in zip(ids[qi], scores[qi], strict=True):
+                    row = self.reader.row_of_id.get(int(fid))
+                    if row is None:
+                        continue
+                    ranking.append(row)
+                    if qi == 0:
+                        dense[row] = float(sc)
+                    else:
+                        dense.setdefault(row, float(sc))
+                rankings.append(ranking)
+                weights.append(w * (s.dense_weight if mode == "hybrid" else 1.0))
+        if mode in ("hybrid", "bm25"):
+            t = time.perf_counter()
+            for q, w in zip(queries, qweights, strict=True):
+                res = self._bm25.search(q, fetch)
+                for row, sc in res:
+                    lexical.setdefault(row, sc)
+                rankings.append([row for row, _ in res])
+                weights.append(w * (s.bm25_weight if mode == "hybrid" else 1.0))
+            timings["bm25_ms"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        fused = rrf(rankings, weights, s.rrf_k)
+        chunks: tuple[Chunk, ...] = self.reader.chunks
+        cands = [Candidate(chunks[row], score, dense.get(row), lexical.get(row)) for row, score in fused]
+        hits = merge_overlapping(cands, self._texts, k)
+        timings["fuse_ms"] = (time.perf_counter() - t) * 1000
+        return hits, timings
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embedder.embed(texts)

@@ -1,0 +1,103 @@
+"""One typed settings object. Every field is described; unknown keys are rejected;
+environment variables named ASSISTANT_<FIELD> override the defaults, and explicit arguments override both."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    docs_dir: Path = _f(Path("documents"), "Folder of documents to index.")
+    index_dir: Path = _f(Path("index"), "Folder that holds the built index.")
+    model: str = _f(DEFAULT_MODEL, "sentence-transformers model name or path; the default is bundled.")
+    chunk_tokens: int = _f(160, "Target chunk size in tiktoken (cl100k) tokens.")
+    chunk_overlap: int = _f(32, "Tokens of context repeated between neighbouring chunks.")
+    retrieval: str = _f("hybrid", "hybrid, dense or bm25.")
+    k: int = _f(5, "Passages returned by search and given to the answerer.")
+    fetch_k: int = _f(40, "Candidates each retriever contributes before fusion.")
+    rrf_k: int = _f(60, "Reciprocal-rank-fusion constant.")
+    dense_weight: float = _f(1.0, "Weight of the dense ranking in fusion.")
+    bm25_weight: float = _f(1.0, "Weight of the BM25 ranking in fusion.")
+    abstain_threshold: float = _f(0.37, "Evidence score under which the answer abstains.")
+    answer_sentences: int = _f(3, "Most sentences an extractive answer quotes.")
+    mode: str = _f("extractive", "Answer mode: extractive or llm.")
+    llm_base_url: str = _f("", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (empty: no LLM).")
+    llm_model: str = _f("", "Model name sent to the LLM endpoint.")
+    llm_api_key: str = _f("", "Bearer key for the LLM endpoint, if it needs one.")
+    llm_timeout: float = _f(60.0, "Seconds to wait for the LLM endpoint.")
+    host: str = _f("127.0.0.1", "Address the web chat binds to.")
+    port: int = _f(7860, "Port of the web chat.")
+    auth_user: str = _f("", "Username for the web chat (empty: no login).")
+    auth_password: str = _f("", "Password for the web chat.")
+    max_upload_mb: float = _f(20.0, "Largest document the web chat accepts.")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("Path",) and not isinstance(value, Path):
+                object.__setattr__(self, f.name, Path(value))
+        if self.chunk_tokens < 16:
+            raise ConfigError(f"chunk_tokens: must be at least 16, got {self.chunk_tokens}")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
+            raise ConfigError(
+                f"chunk_overlap: must be between 0 and half of chunk_tokens ({self.chunk_tokens // 2}), "
+                f"got {self.chunk_overlap}")
+        if self.retrieval not in ("hybrid", "dense", "bm25"):
+            raise ConfigError(f"retrieval: must be hybrid, dense or bm25, got {self.retrieval!r}")
+        if self.mode not in ("extractive", "llm"):
+            raise ConfigError(f"mode: must be extractive or llm, got {self.mode!r}")
+        if self.k < 1 or self.fetch_k < 1:
+            raise ConfigError("k and fetch_k: must be at least 1")
+
+    @classmethod
+    def load(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ASSISTANT_* environment variables, then `overrides` (None values are ignored)."""
+        env = os.environ if env is None else env
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name, f in known.items():
+            raw = env.get(f"ASSISTANT_{name.upper()}")
+            if raw is not None:
+                values[name] = _parse(name, f.type, raw)
+        for name, value in overrides.items():
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(known))}")
+            if value is not None:
+                values[name] = _parse(name, known[name].type, value) if isinstance(value, str) else value
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown setting {sorted(unknown)[0]!r}")
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @staticmethod
+    def describe() -> dict[str, str]:
+        return {f.name: f.metadata["help"] for f in fields(Settings)}
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "Path":
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"{name}: expected {type_name}, got {raw!r}") from None

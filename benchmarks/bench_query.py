@@ -1,0 +1,73 @@
+"""Warm query latency: `search` and extractive `ask` next to the bare baseline (encode the query, search
+FAISS) for the same queries in the same run. p50/p95 in milliseconds.
+
+    .venv/bin/python benchmarks/bench_query.py                 # the articles in documents/
+    .venv/bin/python benchmarks/bench_query.py --docs DIR --questions FILE.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=Path, default=ROOT / "documents")
+    ap.add_argument("--questions", type=Path, default=ROOT / "eval" / "questions.jsonl")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+
+    import torch  # noqa: F401
+
+    from assistant.app import Assistant
+    from assistant.embed import SentenceTransformerEmbedder
+    from assistant.settings import Settings
+
+    questions = [json.loads(line)["question"] for line in args.questions.read_text().splitlines() if line.strip()]
+    emb = SentenceTransformerEmbedder()
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Settings.load(env={}, docs_dir=args.docs, index_dir=Path(tmp) / "index")
+        a = Assistant.open(s, embedder=emb)
+        store = a.retriever.reader.store
+        model = emb._model
+        for q in questions:  # warm: first-time costs (sentence vectors of the passages) are not latency
+            a.ask(q)
+        bare, search, ask = [], [], []
+        for _ in range(args.rounds):
+            for q in questions:
+                t = time.perf_counter()
+                v = model.encode([q], normalize_embeddings=True, convert_to_numpy=True)
+                store.search(v, s.k)
+                bare.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                a.search(q)
+                search.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                a.ask(q)
+                ask.append((time.perf_counter() - t) * 1000)
+    print(f"{len(questions)} questions x {args.rounds} rounds over {args.docs} ({len(a.retriever.reader.chunks)} chunks)")
+    print(f"{'':24}{'p50 ms':>10}{'p95 ms':>10}{'p50 / bare':>12}")
+    b50 = statistics.median(bare)
+    for name, xs in (("bare encode+FAISS", bare), ("search (hybrid)", search), ("ask (extractive)", ask)):
+        print(f"{name:24}{statistics.median(xs):10.2f}{pct(xs, 95):10.2f}{statistics.median(xs) / b50:12.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

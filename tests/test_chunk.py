@@ -1,0 +1,112 @@
+"""Chunking: exact offsets, size and overlap, structure, and the no-truncation guarantee on a real corpus."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant import tokens as tk
+from assistant.chunk import chunk_document, embedding_text
+from assistant.records import Document, Section
+
+from .conftest import PYDOCS, require
+
+
+def _doc(text: str, sections: tuple[Section, ...] = ()) -> Document:
+    return Document("t.txt", text, "0" * 64, "Title", sections)
+
+
+def _prose(n: int) -> str:
+    return " ".join(f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(n))
+
+
+def test_offsets_map_back_to_the_source_text() -> None:
+    text = "Intro line.\n\n" + "\n\n".join(_prose(5) for _ in range(6))
+    doc = _doc(text)
+    chunks = chunk_document(doc, tokens=60, overlap=12)
+    assert len(chunks) > 3
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+        assert c.text == c.text.strip()
+
+
+def test_size_and_overlap_are_respected() -> None:
+    doc = _doc(_prose(80))
+    chunks = chunk_document(doc, tokens=64, overlap=16)
+    sizes = tk.count([c.text for c in chunks])
+    assert max(sizes) <= 64 + 2  # joining whitespace can add a token
+    assert min(sizes[:-1]) >= 32
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        shared = a.end - b.start
+        assert shared > 0, "neighbours overlap"
+        assert tk.count([doc.text[b.start:a.end]])[0] <= 16
+
+
+def test_chunks_end_at_sentence_boundaries() -> None:
+    doc = _doc(_prose(40))
+    for c in chunk_document(doc, tokens=50, overlap=0):
+        assert c.text.endswith("."), c.text[-30:]
+
+
+def test_a_sentence_longer_than_a_chunk_is_windowed() -> None:
+    words = " ".join(f"word{i}" for i in range(400))
+    doc = _doc(words + ".")
+    chunks = chunk_document(doc, tokens=50, overlap=10)
+    assert len(chunks) > 5
+    assert max(tk.count([c.text for c in chunks])) <= 50
+    assert chunks[0].start == 0 and chunks[-1].end == len(doc.text)
+
+
+def test_sections_start_new_chunks_and_give_heading_paths() -> None:
+    a = "Alpha\n\n" + _prose(12)
+    b = "Beta\n\n" + _prose(12)
+    text = a + "\n\n" + b
+    doc = _doc(text, (Section(0, 1, "Alpha"), Section(len(a) + 2, 1, "Beta")))
+    chunks = chunk_document(doc, tokens=400, overlap=0)
+    assert [c.headings for c in chunks] == [("Alpha",), ("Beta",)]
+    assert chunks[1].start == len(a) + 2
+
+
+def test_model_limit_recuts_chunks_that_would_be_truncated() -> None:
+    doc = _doc(_prose(30))
+    # A tokenizer that counts 3 pieces per word: a 100-token chunk would not fit a 120-piece model.
+    def count(texts: list[str]) -> list[int]:
+        return [3 * len(t.split()) + 2 for t in texts]
+
+    chunks = chunk_document(doc, tokens=100, overlap=10, max_model_tokens=120, count_model=count)
+    assert all(n <= 120 for n in count([embedding_text(doc, c) for c in chunks]))
+    covered = "".join(doc.text[c.start:c.end] for c in chunks)
+    assert "Sentence number 29" in covered
+
+
+@pytest.mark.slow
+def test_no_chunk_exceeds_the_model_limit_on_the_python_docs(real_embedder) -> None:
+    """The real model, its real tokenizer, the real Python FAQ/tutorial/HOWTO sources."""
+    from assistant.load import load_file, scan_folder
+
+    root = require(PYDOCS, "python3.11-doc")
+    files = []
+    for sub in ("faq", "tutorial", "howto"):
+        found, _ = scan_folder(root / sub)
+        files += found
+    assert len(files) > 40
+    total = 0
+    for f in files:
+        doc = load_file(f)
+        chunks = chunk_document(doc, tokens=256, overlap=32, max_model_tokens=real_embedder.max_tokens,
+                                count_model=real_embedder.count_tokens)
+        texts = [embedding_text(doc, c) for c in chunks]
+        lengths = real_embedder.count_tokens(texts)
+        assert max(lengths) <= real_embedder.max_tokens, f.rel
+        assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+        total += len(chunks)
+    assert total > 500
+
+
+def test_embedding_text_carries_title_and_headings() -> None:
+    doc = Document("x.md", "Body text here.", "0", "Guide", (Section(0, 2, "Setup"),))
+    c = chunk_document(doc, tokens=50, overlap=0)[0]
+    assert embedding_text(doc, c).startswith("Guide > Setup\n")
+
+
+def test_empty_document_has_no_chunks() -> None:
+    assert chunk_document(_doc("   \n\n  "), tokens=50, overlap=0) == []
