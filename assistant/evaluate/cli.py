@@ -1,0 +1,80 @@
+"""`assistant eval`: score a question file, optionally against a second configuration. Registered by
+assistant/cli.py; everything heavy is imported inside `run`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..settings import Settings
+
+DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
+DEFAULT_OUT = Path("eval/out")
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "eval", help="score retrieval, answers and abstention on a question file",
+        description="Run a question file through the pipeline and write report.json, report.md and "
+                    "recall_at_k.png. Other docs/model/chunk settings than the default index's get their "
+                    "own index under --out.")
+    p.add_argument("questions", nargs="?", type=Path, default=DEFAULT_QUESTIONS, metavar="QUESTIONS",
+                   help=f"question file, JSONL (default: {DEFAULT_QUESTIONS})")
+    p.add_argument("--index-dir", type=Path, help="index folder to use for these settings (default: index/, "
+                                                  "or a folder under --out when --docs differs)")
+    p.add_argument("--docs", dest="docs_dir", type=Path, help="documents folder (default: documents/)")
+    p.add_argument("--k", type=int, help="passages the answerer gets (retrieval is always scored to k=10)")
+    p.add_argument("--mode", choices=["extractive", "llm"], help="answer mode")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument("--compare", nargs="+", metavar="KEY=VALUE",
+                   help="also run the same settings with these overrides, e.g. retrieval=dense chunk_tokens=256")
+
+
+def parse_overrides(pairs: list[str], base: Settings) -> dict[str, Any]:
+    """KEY=VALUE strings as typed setting values (keys may use - or _)."""
+    types = {f.name: f.type for f in fields(Settings)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"--compare: expected KEY=VALUE, got {pair!r}")
+        if key not in types:
+            raise ConfigError(f"--compare: unknown setting {key!r}; known: {', '.join(sorted(types))}")
+        typ = types[key]
+        try:
+            out[key] = (int(raw) if typ == "int" else float(raw) if typ == "float"
+                        else Path(raw) if typ == "Path" else raw)
+        except ValueError:
+            raise ConfigError(f"--compare: {key}: expected {typ}, got {raw!r}") from None
+    base.replace(**out)  # validates the combination now, before anything runs
+    return out
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from .report import format_table, write_report
+    from .runner import make_opener, run_eval
+
+    # With an explicit --index-dir the given settings own that folder; otherwise the default settings do.
+    reference = settings if getattr(args, "index_dir", None) is not None else Settings.load()
+    overrides = parse_overrides(args.compare, settings) if args.compare else {}
+    configs = [("current", settings)]
+    if overrides:
+        configs.append((" ".join(args.compare), settings.replace(**overrides)))
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    opener = make_opener(say)
+
+    results = [run_eval(s, args.questions, out_dir=args.out, reference=reference, label=label,
+                        open_assistant=opener, progress=say)
+               for label, s in configs]
+    print(format_table(results))
+    for path in write_report(results, args.out):
+        print(f"wrote {path}")
+    return 0
