@@ -182,7 +182,7 @@ def _chat(args: argparse.Namespace, s: Settings) -> int:
             break
         answer = _stream(a, q, history, args.k, args.mode)
         _print_answer(answer, streamed=True)
-        history.append(Turn(q, answer.text))
+        history.append(Turn(q, answer.text, answer.citations))
     return 0
 
 

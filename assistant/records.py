@@ -103,10 +103,11 @@ class Citation:
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One earlier exchange of a conversation."""
+    """One earlier exchange of a conversation; its citations tell where the conversation is in the documents."""
 
     question: str
     answer: str = ""
+    citations: tuple[Citation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

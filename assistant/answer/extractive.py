@@ -32,6 +32,7 @@ class Scoring:
     qa: float = 0.95  # a question right before the sentence (FAQ entry, heading) stands for the sentence
     qa_own: float = 0.1  # among the sentences under one matching question, prefer the closer ones
     context: float = 0.85  # weight of the similarity to "previous question + question" in follow-ups
+    continuity: float = 0.1  # follow-ups: bonus for sentences in the passages the previous answer quoted
     rank: float = 0.02  # prior for sentences from higher-ranked passages
     spread: float = 0.10  # sentences scoring this close to the best are kept too
     redundant: float = 0.85  # sentences this similar to a chosen one are left out
@@ -153,12 +154,14 @@ class ExtractiveAnswerer:
             for key, v in zip(qa_keys, qav @ qv[0], strict=True):
                 qa_sim[key] = float(v)
         qterms = set(tokenize(question))
+        previous = history[-1].citations if history else ()
         scores = np.empty(len(cands))
         for i, c in enumerate(cands):
             lex = len(qterms & set(tokenize(c.text))) / len(qterms) if qterms else 0.0
             qa = qa_sim.get((c.source, c.qa_start, c.qa_end), 0.0)
             evidence = max(float(sim[i]), sc.qa * qa + sc.qa_own * float(sim[i]))
-            scores[i] = evidence + sc.lexical * lex - sc.rank * (c.hit.rank - 1)
+            near = any(p.source == c.source and p.passage_start <= c.start < p.passage_end for p in previous)
+            scores[i] = evidence + sc.lexical * lex - sc.rank * (c.hit.rank - 1) + sc.continuity * near
         return cands, scores, sv
 
     def eligible(self, question: str, cands: Sequence[_Cand], hits: Sequence[Hit]) -> list[bool] | None:

@@ -139,7 +139,7 @@ def run_eval(settings: Settings, questions_path: Path, *, k: int = CURVE_K, out_
     latencies: list[float] = []
     search_times: list[float] = []
     for i, q in enumerate(questions, start=1):
-        history = [Turn(p.question, answers[p.id].text) for p in follow_chain(questions, q)]
+        history = [Turn(p.question, answers[p.id].text, answers[p.id].citations) for p in follow_chain(questions, q)]
         t = time.perf_counter()
         if history:
             # The answer path searches with the conversation; score exactly the passages it would use.
