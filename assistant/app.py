@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from .embed import Embedder, load_embedder
 from .errors import DocumentError, EndpointError
@@ -88,8 +89,6 @@ class Assistant:
         for event in self._extractive.stream(question, hits, retriever.doc_texts, retriever.reader.documents,
                                              history):
             if isinstance(event, Answer):
-                from dataclasses import replace
-
                 yield _finish(replace(event, notices=event.notices + notices), timings, t0)
             else:
                 yield event
@@ -157,8 +156,6 @@ class Assistant:
 
 
 def _finish(answer: Answer, timings: dict[str, float], t0: float) -> Answer:
-    from dataclasses import replace
-
     merged = {**timings, **answer.timings_ms, "total_ms": (time.perf_counter() - t0) * 1000}
     return replace(answer, timings_ms={k: round(v, 2) for k, v in merged.items()})
 

@@ -15,7 +15,7 @@ import pytest
 
 from assistant.errors import IndexMismatchError, IndexNotFoundError
 from assistant.index import build_index, open_index
-from assistant.index.build import _wanted
+from assistant.index.build import wanted_manifest
 from assistant.index.layout import current_generation
 from assistant.retrieve import Retriever
 
@@ -72,7 +72,7 @@ def test_other_chunk_settings_are_refused_on_load_and_rebuild_on_build(settings,
     build_index(settings, embedder=hash_embedder)
     other = settings.replace(chunk_tokens=settings.chunk_tokens + 40)
     with pytest.raises(IndexMismatchError) as e:
-        open_index(other.index_dir, wanted=_wanted(other, hash_embedder.model_id))
+        open_index(other.index_dir, wanted=wanted_manifest(other, hash_embedder.model_id))
     assert "chunk_tokens" in str(e.value) and "--rebuild" in str(e.value)
     report = build_index(other, embedder=hash_embedder)
     assert report.rebuilt and "chunk_tokens" in report.reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,7 +54,8 @@ class BuildReport:
         return f"rebuilt everything ({self.reason}); {line}" if self.rebuilt else line
 
 
-def _wanted(settings: Settings, model_id: str, dimension: int = 0, max_seq: int = 0) -> Manifest:
+def wanted_manifest(settings: Settings, model_id: str, dimension: int = 0, max_seq: int = 0) -> Manifest:
+    """The manifest an index built now with `settings` would have (before its documents are known)."""
     return Manifest(FORMAT_VERSION, __version__, model_id, dimension, max_seq, settings.chunk_tokens,
                     settings.chunk_overlap, CHUNKER_VERSION, ENCODING)
 
@@ -81,7 +82,7 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
         by_rel = {f.rel: f for f in files}
 
         model_id = embedder.model_id if embedder is not None else settings.model
-        wanted = _wanted(settings, model_id)
+        wanted = wanted_manifest(settings, model_id)
         gen = layout.current_generation(index_dir)
         old = Manifest.read(gen / layout.MANIFEST) if gen else None
         reason = ""
@@ -109,7 +110,7 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
                                else 0, seconds=time.perf_counter() - t0, timings=timings)
 
         emb = embedder if embedder is not None else load_embedder(settings.model)
-        wanted = _wanted(settings, model_id, emb.dimension, emb.max_tokens)
+        wanted = wanted_manifest(settings, model_id, emb.dimension, emb.max_tokens)
         tmp = layout.new_generation(index_dir)
         try:
             report = _write_generation(settings, emb, wanted, old, gen, tmp, full, by_rel, added, changed,
@@ -117,13 +118,7 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return report if not reason else _with(report, rebuilt=bool(old is not None or rebuild), reason=reason)
-
-
-def _with(report: BuildReport, **changes: object) -> BuildReport:
-    from dataclasses import replace
-
-    return replace(report, **changes)
+        return report if not reason else replace(report, rebuilt=bool(old is not None or rebuild), reason=reason)
 
 
 def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: Manifest | None,

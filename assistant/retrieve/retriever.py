@@ -9,7 +9,7 @@ import numpy as np
 
 from ..embed import Embedder, load_embedder
 from ..errors import IndexMismatchError
-from ..index.build import _wanted
+from ..index.build import wanted_manifest
 from ..index.reader import DocInfo, IndexReader, open_index
 from ..records import Chunk, Hit
 from ..settings import Settings
@@ -33,7 +33,7 @@ class Retriever:
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
         """Load the index in settings.index_dir, refusing one built with another model or chunk settings."""
         model_id = embedder.model_id if embedder is not None else settings.model
-        reader = open_index(settings.index_dir, wanted=_wanted(settings, model_id))
+        reader = open_index(settings.index_dir, wanted=wanted_manifest(settings, model_id))
         return cls(reader, embedder if embedder is not None else load_embedder(settings.model), settings)
 
     # -- documents -------------------------------------------------------------------------------------
