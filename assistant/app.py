@@ -116,25 +116,15 @@ class Assistant:
     def add_document(self, filename: str, data: bytes) -> str:
         """Validate an uploaded file and save it into the documents folder; returns its relative path.
         Call update_index() afterwards (several uploads can share one update)."""
-        from .load import SUPPORTED_SUFFIXES
-        from .ui.uploads import sanitize_filename
+        from .load.uploads import check_size, target_path
 
-        name = sanitize_filename(filename)
-        if not name.lower().endswith(SUPPORTED_SUFFIXES):
-            raise DocumentError(filename, f"unsupported type; accepted: {', '.join(SUPPORTED_SUFFIXES)}")
-        if len(data) > self.settings.max_upload_mb * 1024 * 1024:
-            raise DocumentError(filename, f"larger than {self.settings.max_upload_mb:g} MB")
-        if not data.strip():
-            raise DocumentError(filename, "empty file")
-        docs = self.settings.docs_dir.resolve()
-        target = (docs / name).resolve()
-        if target.parent != docs:
-            raise DocumentError(filename, "not a plain file name")
-        docs.mkdir(parents=True, exist_ok=True)
+        check_size(filename, len(data) if data.strip() else 0, self.settings.max_upload_mb)
+        self.settings.docs_dir.mkdir(parents=True, exist_ok=True)
+        target = target_path(self.settings.docs_dir, filename)
         tmp = target.with_name(f".{target.name}.upload")
         tmp.write_bytes(data)
         tmp.replace(target)
-        return name
+        return target.name
 
     def remove_document(self, source: str) -> BuildReport:
         docs = self.settings.docs_dir.resolve()
