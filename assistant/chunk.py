@@ -17,7 +17,7 @@ from . import tokens as tk
 from .records import Chunk, Document
 from .sentences import paragraph_spans, sentence_spans
 
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 _CONTEXT_CHARS = 160
 
 TokenCounter = Callable[[list[str]], list[int]]
@@ -91,6 +91,7 @@ def _pack(units: Sequence[_Unit], size: int, overlap: int) -> list[tuple[int, in
     """Greedy packing of units into (first, last) unit index ranges."""
     groups: list[tuple[int, int]] = []
     i, n = 0, len(units)
+    prev_last = -1
     while i < n:
         total, j = 0, i
         while j < n:
@@ -109,7 +110,11 @@ def _pack(units: Sequence[_Unit], size: int, overlap: int) -> list[tuple[int, in
                     break  # the paragraph would not fit: end the chunk at the paragraph boundary
             total += u.ntok
             j += 1
+        if j - 1 <= prev_last:
+            i = prev_last + 1  # only the overlap fitted: start after the previous chunk instead
+            continue
         groups.append((i, j - 1))
+        prev_last = j - 1
         if j >= n:
             break
         # Next chunk starts with trailing whole sentences of this one (up to `overlap` tokens),
@@ -128,9 +133,14 @@ def chunk_document(doc: Document, *, tokens: int, overlap: int, max_model_tokens
     `max_model_tokens` long in the model's tokenizer."""
     units = _units(doc, tokens, overlap)
     chunks = _to_chunks(doc, units, _pack(units, tokens, overlap))
-    if count_model is None or max_model_tokens is None:
-        return chunks
-    return _fit(doc, chunks, units, tokens, max_model_tokens, count_model)
+    if count_model is not None and max_model_tokens is not None:
+        chunks = _fit(doc, chunks, units, tokens, max_model_tokens, count_model)
+    # Re-cutting overlapping neighbours can leave a piece inside the chunk before it: it adds nothing.
+    out: list[Chunk] = []
+    for c in chunks:
+        if not (out and out[-1].start <= c.start and c.end <= out[-1].end):
+            out.append(c)
+    return out
 
 
 def _to_chunks(doc: Document, units: Sequence[_Unit], groups: Sequence[tuple[int, int]]) -> list[Chunk]:

@@ -92,12 +92,14 @@ def test_no_chunk_exceeds_the_model_limit_on_the_python_docs(real_embedder) -> N
     total = 0
     for f in files:
         doc = load_file(f)
-        chunks = chunk_document(doc, tokens=256, overlap=32, max_model_tokens=real_embedder.max_tokens,
+        chunks = chunk_document(doc, tokens=200, overlap=40, max_model_tokens=real_embedder.max_tokens,
                                 count_model=real_embedder.count_tokens)
         texts = [embedding_text(doc, c) for c in chunks]
         lengths = real_embedder.count_tokens(texts)
         assert max(lengths) <= real_embedder.max_tokens, f.rel
         assert all(doc.text[c.start:c.end] == c.text for c in chunks)
+        assert len({c.id for c in chunks}) == len(chunks), f.rel
+        assert all(b.end > a.end for a, b in zip(chunks, chunks[1:], strict=False)), "no chunk inside another"
         total += len(chunks)
     assert total > 500
 
