@@ -53,7 +53,7 @@ def main() -> int:
         print(f"  skipped {sk.rel}: {sk.reason}")
     print(f"chunks              {report.chunks}")
     print(f"build               {build:8.2f} s   ({report.chunks / build:7.1f} chunks/s)")
-    print(f"  stages            " + ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.items()))
+    print("  stages            " + ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.items()))
     print(f"bare encode         {bare:8.2f} s   ({len(texts) / bare:7.1f} chunks/s)")
     print(f"overhead            {100 * (build - bare) / bare:8.1f} %  (build / bare = {build / bare:.3f})")
     print(f"no-change rebuild   {noop:8.3f} s   ({again.embedded} embedded)")

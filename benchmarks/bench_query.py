@@ -61,7 +61,8 @@ def main() -> int:
                 t = time.perf_counter()
                 a.ask(q)
                 ask.append((time.perf_counter() - t) * 1000)
-    print(f"{len(questions)} questions x {args.rounds} rounds over {args.docs} ({len(a.retriever.reader.chunks)} chunks)")
+    chunks = len(a.retriever.reader.chunks)
+    print(f"{len(questions)} questions x {args.rounds} rounds over {args.docs} ({chunks} chunks)")
     print(f"{'':24}{'p50 ms':>10}{'p95 ms':>10}{'p50 / bare':>12}")
     b50 = statistics.median(bare)
     for name, xs in (("bare encode+FAISS", bare), ("search (hybrid)", search), ("ask (extractive)", ask)):

@@ -32,9 +32,10 @@ class Scoring:
     qa: float = 0.95  # a question right before the sentence (FAQ entry, heading) stands for the sentence
     qa_own: float = 0.1  # among the sentences under one matching question, prefer the closer ones
     context: float = 0.85  # weight of the similarity to "previous question + question" in follow-ups
-    continuity: float = 0.1  # follow-ups: bonus for sentences in the passages the previous answer quoted
+    continuity: float = 0.15  # follow-ups: bonus for sentences in the passages the previous answer quoted
     rank: float = 0.02  # prior for sentences from higher-ranked passages
     spread: float = 0.10  # sentences scoring this close to the best are kept too
+    other_doc: float = 0.02  # ... but one from another document than the best must be this close
     redundant: float = 0.85  # sentences this similar to a chosen one are left out
 
 
@@ -84,6 +85,12 @@ def _is_statement(text: str) -> bool:
     words = _WORD.findall(text)
     if len(words) < 4 or text.rstrip().endswith("?"):
         return False
+    stripped = text.lstrip()
+    if stripped.startswith((">>>", "...", "$ ", "#", "|")):
+        return False  # interactive sessions, shell lines, comments, table rows: not prose to quote
+    letters = sum(ch.isalpha() for ch in stripped)
+    if letters < 0.6 * sum(not ch.isspace() for ch in stripped):
+        return False  # mostly code or symbols
     # Headings and labels: short and without end punctuation.
     return bool(_TERMINAL.search(text.rstrip())) or len(words) >= 12
 
@@ -197,6 +204,8 @@ class ExtractiveAnswerer:
                 break
             if any(float(sv[i] @ sv[j]) > self.scoring.redundant for j in chosen):
                 continue
+            if chosen and cands[i].source != cands[chosen[0]].source and scores[i] < best - self.scoring.other_doc:
+                continue  # another document must earn its place: mixed answers are more often wrong
             chosen.append(int(i))
         citations = []
         parts = []
