@@ -75,3 +75,15 @@ def test_index_search_ask_end_to_end(tmp_path: Path, articles: Path) -> None:
 
     res = run("ask", "What is the capital of France?", "--docs", str(articles), "--index-dir", idx)
     assert res.returncode == 0 and "don't contain" in res.stdout
+
+
+@pytest.mark.slow
+def test_chat_keeps_the_conversation(tmp_path: Path, articles: Path) -> None:
+    e = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "assistant", "chat", "--docs", str(articles), "--index-dir",
+                          str(tmp_path / "index")], input="Who is Alex Turner?\nWhat is his expertise?\n\n",
+                         capture_output=True, text=True, env=e, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "Alex Turner" in res.stdout
+    assert "user behavior analysis" in res.stdout or "personalized marketing" in res.stdout
+    assert res.stdout.count("[1] tiktok-") >= 2, "each answer lists its sources"
