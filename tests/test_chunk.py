@@ -8,7 +8,7 @@ from assistant import tokens as tk
 from assistant.chunk import chunk_document, embedding_text
 from assistant.records import Document, Section
 
-from .conftest import PYDOCS, require
+from .conftest import PGDOCS, PYDOCS, require
 
 
 def _doc(text: str, sections: tuple[Section, ...] = ()) -> Document:
@@ -78,21 +78,32 @@ def test_model_limit_recuts_chunks_that_would_be_truncated() -> None:
     assert "Sentence number 29" in covered
 
 
-@pytest.mark.slow
-def test_no_chunk_exceeds_the_model_limit_on_the_python_docs(real_embedder) -> None:
-    """The real model, its real tokenizer, the real Python FAQ/tutorial/HOWTO sources."""
-    from assistant.load import load_file, scan_folder
+def _real_corpus(name: str) -> list:
+    from assistant.load import scan_folder
 
-    root = require(PYDOCS, "python3.11-doc")
-    files = []
-    for sub in ("faq", "tutorial", "howto"):
-        found, _ = scan_folder(root / sub)
-        files += found
-    assert len(files) > 40
+    if name == "python":  # the Python FAQ, tutorial and HOWTO sources (reStructuredText)
+        root = require(PYDOCS, "python3.11-doc")
+        files = [f for sub in ("faq", "tutorial", "howto") for f in scan_folder(root / sub)[0]]
+        assert len(files) > 40
+        return files
+    # Every fifth PostgreSQL HTML page: long tables, code listings and reference pages.
+    pages = [f for f in scan_folder(require(PGDOCS, "postgresql-doc-15"))[0] if f.rel.endswith(".html")]
+    assert len(pages) > 1000
+    return pages[::5]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("corpus", "size", "overlap"), [("python", 200, 40), ("postgresql", 128, 24),
+                                                         ("postgresql", 256, 48)])
+def test_no_chunk_exceeds_the_model_limit_on_real_docs(real_embedder, corpus: str, size: int,
+                                                        overlap: int) -> None:
+    """The real model, its real tokenizer, real documentation sources."""
+    from assistant.load import load_file
+
     total = 0
-    for f in files:
+    for f in _real_corpus(corpus):
         doc = load_file(f)
-        chunks = chunk_document(doc, tokens=200, overlap=40, max_model_tokens=real_embedder.max_tokens,
+        chunks = chunk_document(doc, tokens=size, overlap=overlap, max_model_tokens=real_embedder.max_tokens,
                                 count_model=real_embedder.count_tokens)
         texts = [embedding_text(doc, c) for c in chunks]
         lengths = real_embedder.count_tokens(texts)
