@@ -172,10 +172,14 @@ class ExtractiveAnswerer:
         return cands, scores, sv
 
     def eligible(self, question: str, cands: Sequence[_Cand], hits: Sequence[Hit]) -> list[bool] | None:
-        """Which candidates can answer what the question asks for; None when the passages cannot at all
-        (the question's focus noun appears in none of them)."""
+        """Which candidates can answer what the question asks for; None when the passages cannot at all:
+        the question's focus noun ("the capital of ...") or the named thing it asks about ("... of France")
+        appears in none of them."""
         info = analyze(question)
-        if info.focus and not set(tokenize(info.focus)) & set(tokenize(" ".join(h.text for h in hits))):
+        present = set(tokenize(" ".join(h.text for h in hits)))
+        if info.focus and not set(tokenize(info.focus)) & present:
+            return None
+        if info.subject and not set(tokenize(" ".join(info.subject))) & present:
             return None
         counted = set(tokenize(" ".join(info.counted)))
         out = []

@@ -56,7 +56,7 @@ _FOCUS_PATTERNS = (
     # "Who is the CEO of ByteDance?", "What was the capital of France?"
     re.compile(
         r"^\s*(?:what|who|which)(?:'s|’s| is| are| was| were) (?:the |a |an )?"
-        r"(?P<np>[\w -]+?) (?:of|for|in|at|on|from|behind|by|to)\b",
+        r"(?P<np>[\w -]+?) (?:of|for|in|at|on|from|behind|by|to)\b(?P<subject>[^?]*)",
         re.I,
     ),
     # "What is TikTok Shop's return policy?"
@@ -127,6 +127,7 @@ class QuestionInfo:
     expected: str | None  # "count", "money", "percent", "date" or None
     counted: tuple[str, ...] = ()  # words after "how many": the sentence should name what is counted
     focus: str = ""  # head noun of "what is the X of Y" questions
+    subject: tuple[str, ...] = ()  # the proper names of Y in "what is the X of Y" ("France")
 
 
 def analyze(question: str) -> QuestionInfo:
@@ -143,13 +144,16 @@ def analyze(question: str) -> QuestionInfo:
     elif _MONEY.search(q):
         expected = "money"
     focus = ""
+    subject: tuple[str, ...] = ()
     for pat in _FOCUS_PATTERNS:
         if m := pat.search(q):
             words = [w for w in re.findall(r"[\w-]+", m.group("np").lower()) if w not in ("the", "a", "an")]
             if words and words[-1] not in _GENERIC and len(words) <= 4:
                 focus = words[-1]
+            if "subject" in m.groupdict():
+                subject = tuple(w for w in re.findall(r"[\w-]+", m.group("subject") or "") if w[:1].isupper())
             break
-    return QuestionInfo(expected, counted, focus)
+    return QuestionInfo(expected, counted, focus, subject)
 
 
 def has_type(sentence: str, expected: str | None) -> bool:

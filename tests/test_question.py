@@ -1,0 +1,59 @@
+"""Question analysis: the answer type a question expects, its focus noun and the named thing it asks about.
+The extractive answerer abstains when no retrieved passage can supply them."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answer.extractive import ExtractiveAnswerer
+from assistant.answer.question import analyze, has_type
+from assistant.embed import HashEmbedder
+from assistant.records import Hit
+
+
+@pytest.mark.parametrize(("question", "expected", "focus", "subject"), [
+    ("What is the capital of France?", None, "capital", ("France",)),
+    ("Who is the CEO of ByteDance?", None, "ceo", ("ByteDance",)),
+    ("What is the expertise of him?", None, "expertise", ()),
+    ("What was the role of Jane Williams at Amazon?", None, "", ("Jane", "Williams", "Amazon")),
+    ("What is the purpose of the with statement?", None, "", ()),
+    ("How many users does TikTok have?", "count", "", ()),
+    ("What share of sales comes from livestreams?", "percent", "", ()),
+    ("When did Alex Turner start working at Meta?", "date", "", ()),
+    ("How much is Jane Williams paid?", "money", "", ()),
+])
+def test_analyze(question: str, expected: str | None, focus: str, subject: tuple[str, ...]) -> None:
+    info = analyze(question)
+    assert (info.expected, info.focus, info.subject) == (expected, focus, subject)
+
+
+def test_how_many_names_what_is_counted() -> None:
+    assert analyze("How many people worked in Bellevue?").counted[0] == "people"
+
+
+@pytest.mark.parametrize(("sentence", "expected", "ok"), [
+    ("TikTok employed about 1,700 people.", "count", True),
+    ("TikTok employed many people.", "count", False),
+    ("Revenue reached $3 billion.", "money", True),
+    ("About 40% of sales were live.", "percent", True),
+    ("She joined in March 2021.", "date", True),
+    ("She joined recently.", "date", False),
+])
+def test_has_type(sentence: str, expected: str, ok: bool) -> None:
+    assert has_type(sentence, expected) is ok
+
+
+def _hit(text: str) -> Hit:
+    return Hit(1, 1.0, "a.txt", 0, len(text), text)
+
+
+@pytest.mark.parametrize(("question", "answers"), [
+    ("What is the capital of Spain?", True),
+    ("What is the capital of France?", False),  # the named subject is in no passage
+    ("What is the currency of Spain?", False),  # neither is the focus noun
+])
+def test_subject_or_focus_missing_from_every_passage_abstains(question: str, answers: bool) -> None:
+    text = "Madrid is the capital of Spain and its largest city by population."
+    answerer = ExtractiveAnswerer(HashEmbedder().embed, threshold=-1.0)
+    ans = answerer.answer(question, [_hit(text)], {"a.txt": text}, {})
+    assert ans.abstained is not answers, ans.text
