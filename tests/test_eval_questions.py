@@ -11,10 +11,11 @@ import pytest
 
 from assistant.evaluate.questions import QuestionFileError, check_gold, follow_chain, load_questions
 
-from .conftest import ARTICLES, PYDOCS, ROOT, require
+from .conftest import ARTICLES, PGDOCS, PYDOCS, ROOT, require
 
 ARTICLE_QUESTIONS = ROOT / "eval" / "questions.jsonl"
 PYDOCS_QUESTIONS = ROOT / "eval" / "pydocs_questions.jsonl"
+PGDOCS_QUESTIONS = ROOT / "eval" / "pgdocs_questions.jsonl"
 
 
 def test_article_questions_cover_the_required_kinds():
@@ -52,6 +53,15 @@ def test_pydocs_questions_and_gold():
     assert sum(not q.answerable for q in qs) >= 5
     assert all(s.split("/")[0] in ("faq", "tutorial", "howto") for q in qs for s in q.gold_sources)
     assert check_gold(qs, require(PYDOCS, "python3.11-doc")) == []
+
+
+def test_pgdocs_questions_and_gold():
+    qs = load_questions(PGDOCS_QUESTIONS)
+    kinds = Counter(q.kind for q in qs)
+    assert sum(q.answerable for q in qs) >= 30 and kinds["unanswerable"] >= 5
+    assert kinds["paraphrase"] and kinds["multi_doc"] and kinds["follow_up"]
+    assert all(s.endswith(".html") for q in qs for s in q.gold_sources)
+    assert check_gold(qs, require(PGDOCS, "postgresql-doc-15")) == []
 
 
 def test_follow_chain_gives_earlier_turns_oldest_first():
@@ -126,4 +136,20 @@ def test_check_gold_reports_missing_files_quotes_and_sources(tmp_path: Path):
         "q3 (line 3): gold source 'b.txt' contains none of the gold quotes",
         f"q4 (line 4): gold source 'c.txt' not found or unreadable in {docs}",
         "q4 (line 4): gold quote not found in c.txt: 'Alpha'",
+    ]
+
+
+def test_check_gold_looks_in_the_loaded_text_of_html(tmp_path: Path):
+    """Gold quotes are matched like gold evidence: in the text as loaded, any whitespace for any other."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.html").write_text("<html><body><p>Alpha <b>beta</b>\n   gamma &amp; delta.</p>"
+                                 "<script>var hidden = 1;</script></body></html>", encoding="utf-8")
+    qs = load_questions(write(
+        tmp_path,
+        {**GOOD, "gold_sources": ["a.html"], "gold_quotes": ["Alpha beta gamma & delta."]},
+        {**GOOD, "id": "q2", "gold_sources": ["a.html"], "gold_quotes": ["var hidden"]}))
+    assert check_gold(qs, docs) == [
+        "q2 (line 2): gold quote not found in a.html: 'var hidden'",
+        "q2 (line 2): gold source 'a.html' contains none of the gold quotes",
     ]

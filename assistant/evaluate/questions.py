@@ -115,19 +115,28 @@ def _parse(raw: str, where: str, line: int) -> Question:
 
 
 def check_gold(questions: list[Question], docs_dir: Path) -> list[str]:
-    """Problems with the gold data against the raw files (read as UTF-8), one line each; empty when every
-    gold source exists, every gold quote occurs in one of its question's gold sources, and every gold
-    source holds at least one of the quotes."""
+    """Problems with the gold data, one line each; empty when every gold source loads, every gold quote
+    occurs in one of its question's gold sources, and every gold source holds at least one of the quotes.
+    Quotes are looked up in the text as loaded (HTML without markup, PDF text) with any run of whitespace
+    matching any other, exactly as the metrics find gold evidence; for plain-text formats that is the file."""
+    from ..errors import DocumentError
+    from ..load import SourceFile, load_file
+    from .metrics import locate
+
     docs_dir = Path(docs_dir)
     cache: dict[str, str | None] = {}
 
     def text(src: str) -> str | None:
         if src not in cache:
+            path = docs_dir / src
             try:
-                cache[src] = (docs_dir / src).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
+                cache[src] = load_file(SourceFile(path, src, "", 0)).text if path.is_file() else None
+            except DocumentError:
                 cache[src] = None
         return cache[src]
+
+    def holds(t: str | None, quote: str) -> bool:
+        return t is not None and bool(locate(quote, t))
 
     problems: list[str] = []
     for q in questions:
@@ -137,10 +146,10 @@ def check_gold(questions: list[Question], docs_dir: Path) -> list[str]:
             if t is None:
                 problems.append(f"{where}: gold source {src!r} not found or unreadable in {docs_dir}")
         for quote in q.gold_quotes:
-            if not any(t is not None and quote in t for t in texts.values()):
+            if not any(holds(t, quote) for t in texts.values()):
                 problems.append(f"{where}: gold quote not found in {', '.join(q.gold_sources)}: {quote!r}")
         for src, t in texts.items():
-            if t is not None and not any(quote in t for quote in q.gold_quotes):
+            if t is not None and not any(holds(t, quote) for quote in q.gold_quotes):
                 problems.append(f"{where}: gold source {src!r} contains none of the gold quotes")
     return problems
 
