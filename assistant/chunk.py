@@ -17,7 +17,7 @@ from . import tokens as tk
 from .records import Chunk, Document
 from .sentences import paragraph_spans, sentence_spans
 
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4  # bumped whenever loading or chunking cut documents differently: indexes rebuild
 _CONTEXT_CHARS = 160
 
 TokenCounter = Callable[[list[str]], list[int]]

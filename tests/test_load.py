@@ -290,6 +290,39 @@ def test_html_keeps_main_text_and_drops_everything_else(tmp_path: Path) -> None:
     assert doc.heading_path(doc.text.index("smallint")) == ("Numeric Types", "Integer int type")
 
 
+REFERENCE = """<html><body><div class="toc"><dl class="toc"><dt><a href="#a">20.3.1. Settings</a></dt></dl></div>
+<h2>20.3.1. Settings</h2>
+<dl class="variablelist"><dt id="guc-port"><code>port</code> (<code>integer</code>)</dt>
+<dd><p>The TCP port the server listens on; 5432 by default.</p>
+<dl><dt><code>-p</code><br><code>--port</code></dt><dd><p>The option.</p></dd></dl></dd>
+<dt><code>max_connections</code> (<code>integer</code>)</dt><dd><p>At most this many.</p></dd></dl>
+<div class="tip"><h3 class="title">Tip</h3><p>A hint.</p></div>
+<p>After the tip.</p>
+<h2>Next</h2><p>Other text.</p></body></html>"""
+
+
+def test_html_definition_terms_are_subsections_and_admonition_titles_are_not(tmp_path: Path) -> None:
+    doc = load(tmp_path, "config.html", REFERENCE)
+    assert [(s.level, s.title) for s in doc.sections] == [
+        (2, "20.3.1. Settings"), (3, "port (integer)"), (4, "-p --port"), (3, "max_connections (integer)"),
+        (2, "Next")]
+    for s in doc.sections:
+        assert doc.text.startswith(s.title.split()[0], s.start)
+    assert doc.heading_path(doc.text.index("5432")) == ("20.3.1. Settings", "port (integer)")
+    assert doc.heading_path(doc.text.index("The option")) == ("20.3.1. Settings", "port (integer)", "-p --port")
+    assert "Tip" not in doc.heading_path(doc.text.index("After the tip"))
+    assert "Tip\n\nA hint." in doc.text  # the box's title stays in the text
+    assert doc.text.startswith("20.3.1. Settings\n\nport (integer)")  # the table of contents is gone
+
+
+def test_a_page_that_is_only_a_table_of_contents_keeps_it(tmp_path: Path) -> None:
+    doc = load(tmp_path, "part.html", '<html><head><title>Part I</title></head><body><div class="toc"><dl>'
+               '<dt><a href="a.html">1. Getting Started</a></dt><dt><a href="b.html">2. The SQL Language</a></dt>'
+               "</dl></div></body></html>")
+    assert doc.text == "1. Getting Started\n2. The SQL Language"
+    assert doc.sections == ()
+
+
 def test_html_without_main_uses_body_and_first_h1_as_title(tmp_path: Path) -> None:
     html = ("<html><body><header>Site banner</header><article><header><h1>Story title</h1></header>"
             "<p>Story text.</p></article><aside>Ad text</aside></body></html>")

@@ -1,4 +1,9 @@
-"""HTML pages: the main text only, as readable plain text, with h1-h6 as Sections."""
+"""HTML pages: the main text only, as readable plain text, with h1-h6 as Sections.
+
+The terms of definition lists (`<dt>`: a configuration parameter, a command-line option, an API signature,
+a glossary entry) are Sections too, one level below the heading they stand under, so each entry gets its
+own heading path and chunks. The titles of admonitions ("Note", "Tip") are not: the text after a note
+still belongs to the section around it."""
 
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ _PARAGRAPH = frozenset(("p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockqu
 _LINE = frozenset(("div", "li", "tr", "dt", "dd", "br", "caption", "figcaption", "summary", "legend",
                    "thead", "tbody", "tfoot", "center", "header", "body", "option"))
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_ADMONITIONS = frozenset(("note", "tip", "warning", "caution", "important", "admonition", "seealso",
+                          "hint", "attention", "danger", "error"))
 _CELLS = ("td", "th")
 
 _DECLARED = re.compile(
@@ -46,16 +53,22 @@ def load_html(rel: str, data: bytes, sha256: str) -> Document:
     if not source.strip():
         raise DocumentError(rel, "no text")
     parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
-    try:
-        root = lxml.html.document_fromstring(source, parser=parser)
-    except (etree.ParserError, ValueError) as e:
-        raise DocumentError(rel, f"not parseable as HTML ({_one_line(e)})") from e
-    head = root.find("head")
-    title = clip((head.findtext("title") if head is not None else None) or "")  # not an <svg>'s <title>
-    _strip(root)
+    title = ""
     text, sections = "", ()
-    for container in _containers(root):
-        text, sections = _render(container)
+    # A page's table of contents is navigation; a page that is nothing but one (a chapter's front page)
+    # keeps it, so that it is still indexed.
+    for drop_toc in (True, False):
+        try:
+            root = lxml.html.document_fromstring(source, parser=parser)
+        except (etree.ParserError, ValueError) as e:
+            raise DocumentError(rel, f"not parseable as HTML ({_one_line(e)})") from e
+        head = root.find("head")
+        title = clip((head.findtext("title") if head is not None else None) or "")  # not an <svg>'s <title>
+        _strip(root, drop_toc)
+        for container in _containers(root):
+            text, sections = _render(container)
+            if text:
+                break
         if text:
             break
     if not title:
@@ -82,8 +95,9 @@ def _decode(data: bytes) -> str:
     return decode_text(data)
 
 
-def _strip(root: Any) -> None:
-    """Remove everything that is not content: scripts, styles, navigation, page banners."""
+def _strip(root: Any, drop_toc: bool = True) -> None:
+    """Remove everything that is not content: scripts, styles, navigation, page banners, and (when
+    `drop_toc`) tables of contents."""
     doomed = list(root.iter(*_DROP_TAGS))
     doomed += [el for el in root.iter(*_BANNERS)
                if not any(a.tag in _SECTIONING for a in el.iterancestors())]
@@ -92,7 +106,8 @@ def _strip(root: Any) -> None:
         ident = el.get("id")
         if ident:
             marks.append(ident.lower())
-        if (_NAV_MARKERS.intersection(marks) or el.get("role", "").lower() in _NAV_ROLES
+        if (_NAV_MARKERS.intersection(marks) or (drop_toc and "toc" in marks)
+                or el.get("role", "").lower() in _NAV_ROLES
                 or el.get("hidden") is not None or el.get("aria-hidden", "").lower() == "true"):
             doomed.append(el)
     for el in doomed:
@@ -192,7 +207,8 @@ def _render(container: Any) -> tuple[str, tuple[Section, ...]]:
 
     w = _Writer()
     sections: list[Section] = []
-    heading: int | None = None  # level of the open heading
+    heading: int | None = None  # level of the open heading (or definition term)
+    level = 0  # level of the last heading: definition terms go one level below it
     pre: list[str] | None = None
     pre_depth = 0
     for event, el in etree.iterwalk(container, events=("start", "end")):
@@ -232,7 +248,12 @@ def _render(container: Any) -> tuple[str, tuple[Section, ...]]:
                 w.cells += 1
             elif tag in _HEADINGS:
                 w.block(2)
-                heading, w.mark = _HEADINGS[tag], -1
+                if not _in_admonition(el):
+                    heading, w.mark = _HEADINGS[tag], -1
+            elif tag == "dt" and heading is None and _is_term(el):
+                w.block(1)
+                term_depth = sum(1 for a in el.iterancestors("dl"))
+                heading, w.mark = min(6, level + term_depth), -1
             elif tag == "li":
                 w.bullet(_bullet(el))
             elif tag == "br":
@@ -247,14 +268,16 @@ def _render(container: Any) -> tuple[str, tuple[Section, ...]]:
         else:
             if tag in _CELLS:
                 w.cells -= 1
-            elif tag in _HEADINGS and heading is not None:
-                if w.mark is not None and w.mark >= 0:
+            elif (tag in _HEADINGS or tag == "dt") and heading is not None and w.mark is not None:
+                if w.mark >= 0:
                     start = sum(len(p) for p in w.parts[: w.mark])
                     title = " ".join("".join(w.parts[w.mark:]).split())
                     if title:
                         sections.append(Section(start, heading, title))
+                        if tag in _HEADINGS:
+                            level = heading
                 heading, w.mark = None, None
-                w.block(2)
+                w.block(2 if tag in _HEADINGS else 1)
             elif tag in _PARAGRAPH:
                 parent = el.getparent()
                 # "<li><p>item</p></li>": items of a list stay on consecutive lines
@@ -265,6 +288,26 @@ def _render(container: Any) -> tuple[str, tuple[Section, ...]]:
             if el is not container:
                 w.inline(el.tail)
     return "".join(w.parts), tuple(sections)
+
+
+def _classes(el: Any) -> set[str]:
+    return set(el.get("class", "").lower().split())
+
+
+def _in_admonition(heading: Any) -> bool:
+    """A heading that only titles a note, tip or warning box (DocBook's <div class="note"><h3>)."""
+    parent = heading.getparent()
+    return parent is not None and parent.tag in ("div", "aside", "section") and bool(
+        _classes(parent) & _ADMONITIONS)
+
+
+def _is_term(dt: Any) -> bool:
+    """A definition-list term, not an entry of a table of contents (a term that is nothing but a link)."""
+    if any("toc" in _classes(a) for a in dt.iterancestors("div", "dl")):
+        return False
+    text = " ".join(dt.text_content().split())
+    links = " ".join(" ".join(a.text_content() for a in dt.iter("a")).split())
+    return bool(text) and text != links
 
 
 def _bullet(li: Any) -> str:
