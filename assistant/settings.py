@@ -28,7 +28,8 @@ class Settings:
     retrieval: str = _f("hybrid", "hybrid, dense or bm25.")
     k: int = _f(5, "Passages returned by search and given to the answerer.")
     fetch_k: int = _f(40, "Candidates each retriever contributes before fusion.")
-    rrf_k: int = _f(60, "Reciprocal-rank-fusion constant.")
+    rrf_k: int = _f(10, "Reciprocal-rank-fusion constant: small, so the top of one ranking is not "
+                          "outvoted by passages both rankings hold only halfway down.")
     dense_weight: float = _f(1.0, "Weight of the dense ranking in fusion.")
     bm25_weight: float = _f(1.0, "Weight of the BM25 ranking in fusion.")
     abstain_threshold: float = _f(0.34, "Evidence score under which the answer abstains.")

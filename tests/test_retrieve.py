@@ -22,6 +22,19 @@ def test_rrf_matches_a_hand_computed_example() -> None:
     assert [key for key, _ in rrf([dense, bm25], [1.0, 0.5], k=10)] == ["a", "c", "b", "d"]
 
 
+def test_with_the_default_constant_the_top_of_one_ranking_beats_the_middle_of_both() -> None:
+    """A passage that dense retrieval ranks first and BM25 misses (no shared words) must not sink below one
+    that is 12th in one ranking and 22nd in the other; with k = 60 it would sink below every passage that
+    both rankings hold."""
+    from assistant.settings import Settings
+
+    k = Settings.load(env={}).rrf_k
+    dense = ["top", *[f"m{i}" for i in range(40)]]
+    bm25 = [f"x{i}" for i in range(11)] + [f"m{i}" for i in range(29)]
+    order = [key for key, _ in rrf([dense, bm25], k=k)]
+    assert order.index("top") < order.index("m10")
+
+
 def test_rrf_needs_one_weight_per_ranking() -> None:
     with pytest.raises(ValueError):
         rrf([["a"], ["b"]], [1.0])
