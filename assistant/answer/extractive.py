@@ -37,6 +37,7 @@ class Scoring:
     spread: float = 0.10  # sentences scoring this close to the best are kept too
     other_doc: float = 0.02  # ... but one from another document than the best must be this close
     redundant: float = 0.85  # sentences this similar to a chosen one are left out
+    heading_lexical: bool = True  # count the question's words found in the sentence's heading too
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class _Cand:
     hit: Hit
     qa_start: int  # span of a question right before the sentence's paragraph, or -1
     qa_end: int
+    heading: str = ""  # the innermost heading the sentence stands under, unless it is the document title
 
 
 class SentenceCache:
@@ -128,15 +130,18 @@ class ExtractiveAnswerer:
         out: list[_Cand] = []
         for h in hits:
             text = doc_texts[h.source]
+            doc = documents.get(h.source)
             for ps, pe in paragraph_spans(text, h.start, h.end):
-                qs, qe = _question_before(text, documents.get(h.source), ps)
+                qs, qe = _question_before(text, doc, ps)
+                path = doc.heading_path(ps) if doc is not None else ()
+                heading = path[-1] if path and path[-1] != doc.title else ""
                 for s, e in sentence_spans(text, ps, pe):
                     sent = text[s:e]
                     norm = " ".join(sent.split()).lower()
                     if norm in seen or not _is_statement(sent):
                         continue
                     seen.add(norm)
-                    out.append(_Cand(h.source, s, e, sent, h, qs, qe))
+                    out.append(_Cand(h.source, s, e, sent, h, qs, qe, heading))
         return out
 
     def score(self, question: str, hits: Sequence[Hit], doc_texts: Mapping[str, str],
@@ -164,7 +169,8 @@ class ExtractiveAnswerer:
         previous = history[-1].citations if history else ()
         scores = np.empty(len(cands))
         for i, c in enumerate(cands):
-            lex = len(qterms & set(tokenize(c.text))) / len(qterms) if qterms else 0.0
+            words = f"{c.heading} {c.text}" if sc.heading_lexical else c.text
+            lex = len(qterms & set(tokenize(words))) / len(qterms) if qterms else 0.0
             qa = qa_sim.get((c.source, c.qa_start, c.qa_end), 0.0)
             evidence = max(float(sim[i]), sc.qa * qa + sc.qa_own * float(sim[i]))
             near = any(p.source == c.source and p.passage_start <= c.start < p.passage_end for p in previous)
