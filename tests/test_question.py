@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answer.extractive import ExtractiveAnswerer
+from assistant.answer.extractive import ExtractiveAnswerer, Scoring
 from assistant.answer.question import analyze, has_type
 from assistant.embed import HashEmbedder
 from assistant.records import Hit
@@ -43,8 +43,8 @@ def test_has_type(sentence: str, expected: str, ok: bool) -> None:
     assert has_type(sentence, expected) is ok
 
 
-def _hit(text: str) -> Hit:
-    return Hit(1, 1.0, "a.txt", 0, len(text), text)
+def _hit(text: str, source: str = "a.txt") -> Hit:
+    return Hit(1, 1.0, source, 0, len(text), text)
 
 
 @pytest.mark.parametrize(("question", "answers"), [
@@ -57,3 +57,19 @@ def test_subject_or_focus_missing_from_every_passage_abstains(question: str, ans
     answerer = ExtractiveAnswerer(HashEmbedder().embed, threshold=-1.0)
     ans = answerer.answer(question, [_hit(text)], {"a.txt": text}, {})
     assert ans.abstained is not answers, ans.text
+
+
+def test_question_words_in_a_sentence_heading_count_as_overlap() -> None:
+    """Reference pages state a parameter's default under its name, not in the sentence: without the heading
+    the answer quotes the other parameter's default."""
+    from assistant.records import Document, Section
+
+    text = "other_setting (integer)\n\nThe default value is two megabytes.\n\nwork_mem (integer)\n\n" \
+           "The default value is four megabytes."
+    sections = (Section(0, 3, "other_setting (integer)"), Section(text.index("work_mem"), 3, "work_mem (integer)"))
+    doc = Document("c.html", text, "0", "Resource Consumption", sections)
+    for scoring, quote in ((Scoring(), "four"), (Scoring(heading_lexical=False), "two")):
+        answerer = ExtractiveAnswerer(HashEmbedder().embed, threshold=-1.0, max_sentences=1, scoring=scoring)
+        ans = answerer.answer("What is the default for work_mem?", [_hit(text, "c.html")], {"c.html": text},
+                              {"c.html": doc})
+        assert quote in ans.citations[0].quote
