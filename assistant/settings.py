@@ -32,6 +32,8 @@ class Settings:
                           "outvoted by passages both rankings hold only halfway down.")
     dense_weight: float = _f(1.0, "Weight of the dense ranking in fusion.")
     bm25_weight: float = _f(1.0, "Weight of the BM25 ranking in fusion.")
+    duplicate_threshold: float = _f(0.9, "Passages this similar (cosine) to a better one elsewhere are "
+                                          "dropped, so copies of one text do not fill the results; 1 keeps all.")
     abstain_threshold: float = _f(0.34, "Evidence score under which the answer abstains.")
     answer_sentences: int = _f(3, "Most sentences an extractive answer quotes.")
     mode: str = _f("extractive", "Answer mode: extractive or llm.")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from assistant.index import build_index
 from assistant.records import Chunk
 from assistant.retrieve import Candidate, Retriever, merge_overlapping, rrf
+from assistant.retrieve.fusion import drop_near_duplicates
 
 
 def test_rrf_matches_a_hand_computed_example() -> None:
@@ -51,6 +53,36 @@ def test_overlapping_chunks_of_one_document_are_merged() -> None:
     assert [(h.source, h.start, h.end) for h in hits] == [("d", 0, 70), ("e", 0, 10), ("d", 80, 100)]
     assert hits[0].text == text[0:70] and hits[0].chunk_ids == (a.id, b.id)
     assert [h.rank for h in hits] == [1, 2, 3]
+
+
+def test_near_duplicates_from_other_documents_are_dropped() -> None:
+    a = Candidate(Chunk.make("psql.html", 0, 10, "a" * 10), 0.9)
+    copy = Candidate(Chunk.make("pg_dump.html", 0, 10, "a" * 10), 0.8)
+    same_doc = Candidate(Chunk.make("psql.html", 50, 60, "b" * 10), 0.7)
+    other = Candidate(Chunk.make("vacuum.html", 0, 10, "c" * 10), 0.6)
+    vecs = np.array([[1.0, 0.0], [0.99, 0.141], [0.99, 0.141], [0.0, 1.0]], dtype=np.float32)
+    assert drop_near_duplicates([a, copy, same_doc, other], vecs, 0.9) == [a, same_doc, other]
+    assert drop_near_duplicates([a, copy, same_doc, other], vecs, 1.0) == [a, copy, same_doc, other]
+
+
+def test_a_text_copied_into_many_documents_fills_one_slot(tmp_path, hash_embedder) -> None:
+    from assistant.settings import Settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    option = "The -p option specifies the TCP port on which the server is listening for connections."
+    for name in ("psql", "pg_dump", "pg_restore", "createdb"):
+        (docs / f"{name}.txt").write_text(f"Options\n\n{option}\n", encoding="utf-8")  # man pages alike
+    (docs / "config.txt").write_text("port\n\nThe TCP port the server listens on; 5432 by default.\n",
+                                     encoding="utf-8")
+    s = Settings.load(env={}, docs_dir=docs, index_dir=tmp_path / "index", retrieval="dense")
+    build_index(s, embedder=hash_embedder)
+    hits = Retriever.open(s, hash_embedder).search("TCP port the server is listening on", 5)
+    assert sum(option in h.text for h in hits) == 1
+    assert any("5432" in h.text for h in hits)
+    s = s.replace(duplicate_threshold=1.0)
+    hits = Retriever.open(s, hash_embedder).search("TCP port the server is listening on", 5)
+    assert sum(option in h.text for h in hits) == 4
 
 
 def test_hybrid_finds_exact_terms_and_dense_finds_paraphrases(settings, hash_embedder) -> None:

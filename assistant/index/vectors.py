@@ -17,6 +17,7 @@ class VectorStore(Protocol):
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
     def remove(self, ids: np.ndarray) -> int: ...
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def vectors(self, ids: np.ndarray) -> np.ndarray: ...
     def save(self, path: Path) -> None: ...
     def __len__(self) -> int: ...
 
@@ -58,6 +59,12 @@ class FaissStore:
         """(scores, ids), each of shape (len(queries), k); missing results have id -1."""
         k = max(1, min(k, len(self))) if len(self) else 1
         return self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of `ids` (all present), one row each."""
+        if not len(ids):
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
 
     def save(self, path: Path) -> None:
         _faiss().write_index(self._index, str(path))

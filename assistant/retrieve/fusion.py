@@ -6,6 +6,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
+
 from ..records import Chunk, Hit
 
 K = TypeVar("K", bound=Hashable)
@@ -60,6 +62,23 @@ def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, s
         hits.append(Hit(rank, g["score"], g["source"], g["start"], g["end"], text, first.headings, first.page,
                         tuple(g["ids"]), g["dense"], g["bm25"]))
     return hits
+
+
+def drop_near_duplicates(candidates: Sequence[Candidate], vectors: np.ndarray, threshold: float
+                         ) -> list[Candidate]:
+    """Candidates (best first) without those whose vector is more similar than `threshold` to a better
+    candidate's from another document: the same text copied into many pages (a `-p port` option in twenty
+    programs' manuals) would otherwise fill every slot. Similar chunks of one document are kept: they are
+    usually one discussion, and overlapping ones merge anyway."""
+    if threshold >= 1.0 or len(candidates) < 2:
+        return list(candidates)
+    sims = vectors @ vectors.T
+    kept: list[int] = []
+    for i, c in enumerate(candidates):
+        if any(sims[i, j] > threshold and candidates[j].chunk.source != c.chunk.source for j in kept):
+            continue
+        kept.append(i)
+    return [candidates[i] for i in kept]
 
 
 def _max(a: float | None, b: float | None) -> float | None:

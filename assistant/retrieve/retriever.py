@@ -11,9 +11,10 @@ from ..embed import Embedder, load_embedder
 from ..errors import IndexMismatchError
 from ..index.build import wanted_manifest
 from ..index.reader import DocInfo, IndexReader, open_index
+from ..index.vectors import faiss_id
 from ..records import Chunk, Hit
 from ..settings import Settings
-from .fusion import Candidate, merge_overlapping, rrf
+from .fusion import Candidate, drop_near_duplicates, merge_overlapping, rrf
 from .lexical import BM25Index
 
 
@@ -103,6 +104,10 @@ class Retriever:
         fused = rrf(rankings, weights, s.rrf_k)
         chunks: tuple[Chunk, ...] = self.reader.chunks
         cands = [Candidate(chunks[row], score, dense.get(row), lexical.get(row)) for row, score in fused]
+        if s.duplicate_threshold < 1.0 and cands:
+            head = cands[: 4 * k]  # enough to fill k hits; the rest only ever merges into them
+            vecs = self.reader.store.vectors(np.array([faiss_id(c.chunk.id) for c in head], dtype=np.int64))
+            cands = drop_near_duplicates(head, vecs, s.duplicate_threshold) + cands[4 * k:]
         hits = merge_overlapping(cands, self._texts, k)
         timings["fuse_ms"] = (time.perf_counter() - t) * 1000
         return hits, timings
