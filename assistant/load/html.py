@@ -46,34 +46,37 @@ _WINDOWS_1252_ALIASES = frozenset(("latin_1", "iso8859_1", "ascii", "cp1252"))  
 
 def load_html(rel: str, data: bytes, sha256: str) -> Document:
     """Parse an HTML page into readable text: navigation and scripts dropped, blocks on their own lines."""
-    import lxml.html
-    from lxml import etree
-
     source = _XML_DECL.sub("", _decode(data), count=1)
     if not source.strip():
         raise DocumentError(rel, "no text")
-    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
-    title = ""
-    text, sections = "", ()
     # A page's table of contents is navigation; a page that is nothing but one (a chapter's front page)
     # keeps it, so that it is still indexed.
-    for drop_toc in (True, False):
-        try:
-            root = lxml.html.document_fromstring(source, parser=parser)
-        except (etree.ParserError, ValueError) as e:
-            raise DocumentError(rel, f"not parseable as HTML ({_one_line(e)})") from e
-        head = root.find("head")
-        title = clip((head.findtext("title") if head is not None else None) or "")  # not an <svg>'s <title>
-        _strip(root, drop_toc)
-        for container in _containers(root):
-            text, sections = _render(container)
-            if text:
-                break
-        if text:
-            break
+    title, text, sections = _parse(rel, source, drop_toc=True)
+    if not text:
+        title, text, sections = _parse(rel, source, drop_toc=False)
     if not title:
         title = next((s.title for s in sections if s.level == 1), "") or pick_title(text, sections, rel)
     return Document(path=rel, text=text, sha256=sha256, title=title, sections=sections)
+
+
+def _parse(rel: str, source: str, drop_toc: bool) -> tuple[str, str, tuple[Section, ...]]:
+    """The page's <title>, and the text and sections of its most specific container that has text."""
+    import lxml.html
+    from lxml import etree
+
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    try:
+        root = lxml.html.document_fromstring(source, parser=parser)
+    except (etree.ParserError, ValueError) as e:
+        raise DocumentError(rel, f"not parseable as HTML ({_one_line(e)})") from e
+    head = root.find("head")
+    title = clip((head.findtext("title") if head is not None else None) or "")  # not an <svg>'s <title>
+    _strip(root, drop_toc)
+    for container in _containers(root):
+        text, sections = _render(container)
+        if text:
+            return title, text, sections
+    return title, "", ()
 
 
 def _decode(data: bytes) -> str:

@@ -105,7 +105,7 @@ class Retriever:
         chunks: tuple[Chunk, ...] = self.reader.chunks
         cands = [Candidate(chunks[row], score, dense.get(row), lexical.get(row)) for row, score in fused]
         if s.duplicate_threshold < 1.0 and cands:
-            head = cands[: 4 * k]  # enough to fill k hits; the rest only ever merges into them
+            head = cands[: 4 * k]  # where the k hits almost always come from; the rest is not checked
             vecs = self.reader.store.vectors(np.array([faiss_id(c.chunk.id) for c in head], dtype=np.int64))
             cands = drop_near_duplicates(head, vecs, s.duplicate_threshold) + cands[4 * k:]
         hits = merge_overlapping(cands, self._texts, k)
