@@ -3,6 +3,7 @@ A citation is built from offsets into the document text, so it cannot point at w
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -52,16 +53,23 @@ class _Cand:
     heading: str = ""  # the innermost heading the sentence stands under, unless it is the document title
 
 
+def _text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 class SentenceCache:
-    """Bounded LRU of sentence vectors keyed by (source, start, end): passages recur across questions."""
+    """Bounded LRU of sentence vectors keyed by the sentence's own text (a hash of it): passages recur
+    across questions, and a key made of the words themselves can never describe other words after a
+    document changes (a key of source and offsets did: it quoted a replaced sentence)."""
 
     def __init__(self, embed: Embed, size: int = 50_000) -> None:
         self._embed = embed
         self._size = size
-        self._data: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
+        self._data: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def vectors(self, keys: Sequence[tuple[str, int, int]], texts: Sequence[str]) -> np.ndarray:
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [_text_key(t) for t in texts]
         with self._lock:
             missing = [i for i, key in enumerate(keys) if key not in self._data]
         if missing:
@@ -154,15 +162,14 @@ class ExtractiveAnswerer:
         sc = self.scoring
         queries = [question] + ([f"{history[-1].question} {question}"] if history else [])
         qv = self._embed(queries)
-        keys = [(c.source, c.start, c.end) for c in cands]
-        sv = self.cache.vectors(keys, [c.text for c in cands])
+        sv = self.cache.vectors([c.text for c in cands])
         sim = sv @ qv[0]
         if len(qv) > 1:
             sim = np.maximum(sim, sc.context * (sv @ qv[1]))
         qa_keys = sorted({(c.source, c.qa_start, c.qa_end) for c in cands if c.qa_start >= 0})
         qa_sim: dict[tuple[str, int, int], float] = {}
         if qa_keys:
-            qav = self.cache.vectors(qa_keys, [doc_texts[s][a:b] for s, a, b in qa_keys])
+            qav = self.cache.vectors([doc_texts[s][a:b] for s, a, b in qa_keys])
             for key, v in zip(qa_keys, qav @ qv[0], strict=True):
                 qa_sim[key] = float(v)
         qterms = set(tokenize(question))
