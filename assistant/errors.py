@@ -15,6 +15,12 @@ class ConfigError(AssistantError):
     exit_code = 2
 
 
+class InputError(AssistantError):
+    """A question, query, history, k or mode given to the assistant is empty, malformed or over its bound."""
+
+    exit_code = 2
+
+
 class DocumentError(AssistantError):
     """One document could not be read; the others still are."""
 

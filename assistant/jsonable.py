@@ -6,6 +6,10 @@ from typing import Any
 
 from .records import Answer, Citation, Hit
 
+# The contract of every start/end below, carried in the JSON itself so a client never has to guess.
+OFFSETS = ("start/end index the loaded text of the source: the file itself for text formats (.txt, .md, "
+           ".rst), the extracted text for HTML and PDF (Assistant.document_text(source) returns it)")
+
 
 def hit_dict(h: Hit) -> dict[str, Any]:
     return {"rank": h.rank, "score": round(h.score, 6), "source": h.source, "start": h.start, "end": h.end,
@@ -21,12 +25,12 @@ def citation_dict(c: Citation) -> dict[str, Any]:
 
 
 def search_dict(query: str, hits: list[Hit], timings: dict[str, float]) -> dict[str, Any]:
-    return {"query": query, "hits": [hit_dict(h) for h in hits],
+    return {"query": query, "hits": [hit_dict(h) for h in hits], "offsets": OFFSETS,
             "timings_ms": {k.removesuffix("_ms"): round(v, 2) for k, v in timings.items()}}
 
 
 def answer_dict(a: Answer) -> dict[str, Any]:
     return {"question": a.question, "answer": a.text, "abstained": a.abstained, "mode": a.mode,
             "citations": [citation_dict(c) for c in a.citations], "hits": [hit_dict(h) for h in a.hits],
-            "notices": list(a.notices), "unsupported": list(a.unsupported),
+            "notices": list(a.notices), "unsupported": list(a.unsupported), "offsets": OFFSETS,
             "timings_ms": {k.removesuffix("_ms"): round(v, 2) for k, v in a.timings_ms.items()}}

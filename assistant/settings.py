@@ -46,6 +46,12 @@ class Settings:
     auth_user: str = _f("", "Username for the web chat (empty: no login).")
     auth_password: str = _f("", "Password for the web chat.")
     max_upload_mb: float = _f(20.0, "Largest document the web chat accepts.")
+    max_file_mb: float = _f(50.0, "Largest file indexed from the documents folder; bigger ones are skipped "
+                                  "with a reason naming the file and this limit.")
+    max_question_chars: int = _f(4000, "Longest question (or search query) accepted, in characters.")
+    max_history_turns: int = _f(20, "Most earlier turns a conversation may send with a question.")
+    max_k: int = _f(50, "Most passages a search or an answer may ask for (k).")
+    verbose: bool = _f(False, "Show library logs and progress bars (model loading, etc.) on the console.")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -62,8 +68,13 @@ class Settings:
             raise ConfigError(f"retrieval: must be hybrid, dense or bm25, got {self.retrieval!r}")
         if self.mode not in ("extractive", "llm"):
             raise ConfigError(f"mode: must be extractive or llm, got {self.mode!r}")
-        if self.k < 1 or self.fetch_k < 1:
-            raise ConfigError("k and fetch_k: must be at least 1")
+        if self.fetch_k < 1:
+            raise ConfigError(f"fetch_k: must be at least 1, got {self.fetch_k}")
+        for name in ("max_upload_mb", "max_file_mb", "max_question_chars", "max_history_turns", "max_k"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        if not 1 <= self.k <= self.max_k:
+            raise ConfigError(f"k: must be between 1 and {self.max_k} (max_k), got {self.k}")
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -101,6 +112,13 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
             return float(raw)
         if type_name == "Path":
             return Path(raw)
+        if type_name == "bool":
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
         return raw
     except ValueError:
         raise ConfigError(f"{name}: expected {type_name}, got {raw!r}") from None

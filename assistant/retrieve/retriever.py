@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..embed import Embedder, load_embedder
-from ..errors import IndexMismatchError
+from .. import validate
+from ..embed import Embedder, LazyEmbedder, load_embedder
+from ..errors import IndexMismatchError, InputError
 from ..index.build import wanted_manifest
 from ..index.reader import DocInfo, IndexReader, open_index
 from ..index.vectors import faiss_id
@@ -20,13 +21,14 @@ from .lexical import BM25Index
 
 class Retriever:
     def __init__(self, reader: IndexReader, embedder: Embedder, settings: Settings) -> None:
-        if embedder.dimension != reader.manifest.dimension:
-            raise IndexMismatchError(
-                f"index in {settings.index_dir} has {reader.manifest.dimension}-d vectors, model "
-                f"{embedder.model_id} makes {embedder.dimension}-d ones: rebuild with `assistant index --rebuild`")
         self.settings = settings
         self.reader = reader
         self.embedder = embedder
+        # A model that is not loaded yet (LazyEmbedder) is checked when it is first needed, so a server can
+        # answer its first page while the model loads.
+        self._checked = False
+        if not isinstance(embedder, LazyEmbedder) or embedder.loaded:
+            self._check_model()
         self._texts = {p: d.text for p, d in reader.documents.items()}
         self._bm25 = BM25Index([c.text for c in reader.chunks])
 
@@ -59,9 +61,14 @@ class Retriever:
     def search_with_timings(self, query: str, k: int | None = None, *, context: str = "",
                             retrieval: str | None = None) -> tuple[list[Hit], dict[str, float]]:
         """Top `k` passages for `query`. `context` (e.g. the previous question of a conversation) is searched
-        together with the query as a second, lower-weighted ranking, so follow-ups find their subject."""
+        together with the query as a second, lower-weighted ranking, so follow-ups find their subject.
+        An empty or too long query, or a k out of bounds, raises InputError."""
         s = self.settings
-        k = s.k if k is None else k
+        query = validate.check_text(s, query, "query")
+        k = validate.check_k(s, k) or s.k
+        context = context[: s.max_question_chars] if isinstance(context, str) else ""
+        if retrieval not in (None, "hybrid", "dense", "bm25"):
+            raise InputError(f"retrieval: must be hybrid, dense or bm25, got {retrieval!r}"[:120])
         mode = retrieval or s.retrieval
         queries = [query] + ([f"{context} {query}"] if context.strip() else [])
         qweights = [1.0, 0.6][: len(queries)]
@@ -73,7 +80,7 @@ class Retriever:
         fetch = max(s.fetch_k, k)
         if mode in ("hybrid", "dense"):
             t = time.perf_counter()
-            qv = self.embedder.embed(queries)
+            qv = self.embed(queries)
             timings["embed_ms"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             scores, ids = self.reader.store.search(qv, fetch)
@@ -113,4 +120,14 @@ class Retriever:
         return hits, timings
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not self._checked:
+            self._check_model()
         return self.embedder.embed(texts)
+
+    def _check_model(self) -> None:
+        dim, want = self.embedder.dimension, self.reader.manifest.dimension
+        if dim != want:
+            raise IndexMismatchError(
+                f"index in {self.settings.index_dir} has {want}-d vectors, model {self.embedder.model_id} makes "
+                f"{dim}-d ones: rebuild with `assistant index --rebuild`")
+        self._checked = True
