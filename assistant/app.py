@@ -3,18 +3,36 @@ the evaluation runner all go through it; developers embed it the same way."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from .embed import Embedder, load_embedder
-from .errors import DocumentError, EndpointError
+from . import validate
+from .embed import Embedder, LazyEmbedder
+from .errors import DocumentError, EndpointError, IndexLockedError
 from .index import BuildReport, DocInfo, build_index
 from .index.build import Progress
+from .index.layout import current_generation
 from .records import Answer, Hit, Turn
 from .retrieve import Retriever
 from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Saved:
+    """An uploaded file as it was saved: `name` in the documents folder, and what the user should know."""
+
+    name: str
+    note: str = ""  # e.g. "saved as a-2.md: another a.md is already there"
+
+
+@dataclass(frozen=True)
+class UploadReport:
+    saved: tuple[Saved, ...] = ()
+    rejected: tuple[str, ...] = ()  # one line each: "name: reason"
+    build: BuildReport | None = None
 
 
 class Assistant:
@@ -29,17 +47,35 @@ class Assistant:
         self._llm = None
         self._swap = threading.Lock()  # guards replacing the retriever after an index update
         self._write = threading.Lock()  # one index update at a time from this process
+        self.last_build: BuildReport | None = None  # what opening did to the index, for the caller to show
+        self.notices: tuple[str, ...] = ()
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, embedder: Embedder | None = None, build: bool = True,
              progress: Progress | None = None) -> Assistant:
-        """Load the index of settings.docs_dir (building or updating it first when `build`)."""
+        """Load the index of settings.docs_dir (building or updating it first when `build`). The model is
+        loaded once, and only after the folder and the index have been checked. When another process is
+        writing the index, the live version is opened as it is (see `notices`)."""
         settings = settings or Settings.load()
-        emb = embedder
+        emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
+        report, notices = None, ()
         if build:
-            emb = emb or load_embedder(settings.model)
-            build_index(settings, embedder=emb, progress=progress)
-        return cls(settings, Retriever.open(settings, emb))
+            try:
+                report = build_index(settings, embedder=emb, progress=progress)
+            except IndexLockedError:
+                if current_generation(settings.index_dir) is None:
+                    raise IndexLockedError(f"another process is building the index in {settings.index_dir}; "
+                                           "try again when it has finished") from None
+                notices = ("another process is updating the index; answering from its current version",)
+        a = cls(settings, Retriever.open(settings, emb))
+        a.last_build, a.notices = report, notices
+        return a
+
+    def warm_up(self) -> None:
+        """Load the embedding model now if it is not loaded yet (e.g. in a thread while a server starts)."""
+        emb = self._embedder
+        if isinstance(emb, LazyEmbedder):
+            emb.real()
 
     @property
     def retriever(self) -> Retriever:
@@ -47,7 +83,7 @@ class Assistant:
 
     # -- search and answers ----------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None) -> list[Hit]:
-        return self._retriever.search(query, k)
+        return self._retriever.search(query, k)  # the retriever checks query and k
 
     def ask(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
             mode: str | None = None) -> Answer:
@@ -59,11 +95,17 @@ class Assistant:
         return answer
 
     def ask_stream(self, question: str, history: Sequence[Turn] = (), k: int | None = None,
-                   mode: str | None = None) -> Iterator[str | Answer]:
-        """Text deltas as the answer is produced, then the final Answer."""
-        question = question.strip()
-        mode = mode or self.settings.mode
-        retriever = self._retriever
+                   mode: str | None = None, *, retriever: Retriever | None = None) -> Iterator[str | Answer]:
+        """Text deltas as the answer is produced, then the final Answer. Bad input (an empty or too long
+        question, too much history, a bad k or mode) raises InputError before anything is searched.
+        `retriever` pins the index version to answer from (default: the live one); a caller that shows
+        citations in their documents should pass the one whose `document_text` it will use."""
+        s = self.settings
+        question = validate.check_text(s, question)
+        validate.check_history(s, history)
+        k = validate.check_k(s, k)
+        mode = validate.check_mode(mode) or s.mode
+        retriever = retriever or self._retriever
         t0 = time.perf_counter()
         context = history[-1].question if history else ""
         hits, timings = retriever.search_with_timings(question, k, context=context)
@@ -113,20 +155,64 @@ class Assistant:
     def document_text(self, source: str) -> str:
         return self._retriever.document_text(source)
 
-    def add_document(self, filename: str, data: bytes) -> str:
-        """Validate an uploaded file and save it into the documents folder; returns its relative path.
-        Call update_index() afterwards (several uploads can share one update)."""
-        from .load.uploads import check_size, target_path
+    def add_document(self, filename: str, data: bytes) -> Saved:
+        """Check an uploaded file and save it into the documents folder; call update_index() afterwards
+        (several uploads can share one update), or use add_documents(). A file that cannot be indexed
+        (unsupported, too big, binary, unparseable, no text) raises DocumentError and is not saved. An
+        existing file is never replaced: identical bytes are not saved twice, other bytes get a new name."""
+        from .load import load_bytes
+        from .load.uploads import check_size, sanitize_filename, target_path
 
-        check_size(filename, len(data) if data.strip() else 0, self.settings.max_upload_mb)
+        name = sanitize_filename(filename)
+        check_size(name, len(data) if data.strip() else 0, self.settings.max_upload_mb)
+        load_bytes(name, data)  # raises DocumentError with the reason
         self.settings.docs_dir.mkdir(parents=True, exist_ok=True)
-        target = target_path(self.settings.docs_dir, filename)
-        tmp = target.with_name(f".{target.name}.upload")
+        target = target_path(self.settings.docs_dir, name)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.upload")
         tmp.write_bytes(data)
-        tmp.replace(target)
-        return target.name
+        try:
+            stem, suffix = _split_suffix(target.name)
+            for n in range(1, 1000):
+                candidate = target if n == 1 else target.with_name(f"{stem}-{n}{suffix}")
+                if (candidate.is_file() and candidate.stat().st_size == len(data)
+                        and candidate.read_bytes() == data):
+                    why = "" if n == 1 else f" as {candidate.name}"
+                    return Saved(candidate.name, f"{name}: already in the documents folder{why}; not saved again")
+                try:
+                    os.link(tmp, candidate)  # never replaces an existing file, even in a race
+                except FileExistsError:
+                    continue
+                note = "" if n == 1 else f"saved as {candidate.name}: another {name} is already there"
+                return Saved(candidate.name, note)
+            raise DocumentError(name, "too many files of that name in the documents folder")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def add_documents(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> UploadReport:
+        """Save uploads (see add_document) and index them in one update. A saved file that indexing still
+        skips is removed again (it was ours) and reported with its reason: nothing is left behind unseen."""
+        saved: list[Saved] = []
+        rejected: list[str] = []
+        for filename, data in files:
+            try:
+                saved.append(self.add_document(filename, data))
+            except DocumentError as e:
+                rejected.append(str(e))
+        new = {s.name for s in saved if "not saved again" not in s.note}
+        if not new:
+            return UploadReport(tuple(saved), tuple(rejected))
+        report = self.update_index(progress=progress)
+        failed = {sk.rel: sk.reason for sk in report.skipped if sk.rel in new}
+        for name, reason in failed.items():
+            (self.settings.docs_dir / name).unlink(missing_ok=True)
+            rejected.append(f"{name}: {reason}; not kept")
+        return UploadReport(tuple(s for s in saved if s.name not in failed), tuple(rejected), report)
 
     def remove_document(self, source: str) -> BuildReport:
+        """Delete an indexed document's file from the documents folder and update the index. Only files
+        the index holds can be removed this way: nothing else in the folder is touched."""
+        if source not in {d.path for d in self.documents()}:
+            raise DocumentError(source, "not an indexed document")
         docs = self.settings.docs_dir.resolve()
         target = (docs / source).resolve()
         if docs not in target.parents or not target.is_file():
@@ -143,6 +229,14 @@ class Assistant:
                 with self._swap:
                     self._retriever = fresh
         return report
+
+
+def _split_suffix(name: str) -> tuple[str, str]:
+    lower = name.lower()
+    if lower.endswith(".rst.txt"):
+        return name[:-8], name[-8:]
+    stem, dot, suffix = name.rpartition(".")
+    return (stem, dot + suffix) if dot else (name, "")
 
 
 def _finish(answer: Answer, timings: dict[str, float], t0: float) -> Answer:

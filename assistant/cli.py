@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -21,6 +22,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--chunk-tokens", type=int, help="chunk size in tiktoken tokens")
     p.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tiktoken tokens")
+    p.add_argument("--verbose", action="store_true", default=None,
+                   help="show library logs and progress bars (model loading)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,23 +69,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_KEYS = ("docs_dir", "index_dir", "model", "chunk_tokens", "chunk_overlap", "k", "mode", "host", "port",
+         "retrieval", "verbose")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    keys = ("docs_dir", "index_dir", "model", "chunk_tokens", "chunk_overlap", "k", "mode", "host", "port",
-            "retrieval")
-    overrides: dict[str, Any] = {k: getattr(args, k, None) for k in keys}
+    overrides: dict[str, Any] = {k: getattr(args, k, None) for k in _KEYS}
     if getattr(args, "docs_pos", None) is not None:
         overrides["docs_dir"] = args.docs_pos
-    return Settings.load(**overrides)
+    settings = Settings.load(**overrides)
+    if args.command == "eval":
+        return settings  # the evaluation keeps an index per configuration of its own
+    import os
+
+    from .index.recorded import settings_of_index
+
+    explicit = {k for k, v in overrides.items() if v is not None}
+    explicit |= {k for k in _KEYS if f"ASSISTANT_{k.upper()}" in os.environ}
+    settings, adopted = settings_of_index(settings, explicit)
+    if adopted and settings.verbose:
+        print(f"using the index's {', '.join(adopted)}", file=sys.stderr)
+    return settings
 
 
 class _Progress:
-    """Progress on stderr: a bar on a terminal, a line every 10% otherwise."""
+    """Progress on stderr: a bar on a terminal, a line every 10% otherwise; the file being read, on a
+    terminal always, otherwise every 5% and whenever the file is big (one file can take a while)."""
 
-    def __init__(self) -> None:
+    BIG_FILE = 1 << 20
+
+    def __init__(self, docs_dir: Path | None = None) -> None:
         self.tty = sys.stderr.isatty()
         self.last = -1
+        self.docs_dir = docs_dir
+        self.width = 0
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int, item: str = "") -> None:
+        if stage == "reading":
+            self._reading(done, total, item)
+            return
         if total < 64 or stage != "embedding":
             return
         pct = int(100 * done / total)
@@ -93,21 +118,46 @@ class _Progress:
             print(f"{stage} {done}/{total}", file=sys.stderr)
         self.last = pct
 
+    def _reading(self, done: int, total: int, item: str) -> None:
+        if self.tty:
+            line = f"reading {done}/{total} {item}"[:100] if item else ""
+            print("\r" + line.ljust(self.width), end="\r" if not item else "", file=sys.stderr, flush=True)
+            self.width = len(line)
+            return
+        if not item:
+            return
+        big = False
+        if self.docs_dir is not None:
+            with contextlib.suppress(OSError):
+                big = (self.docs_dir / item).stat().st_size >= self.BIG_FILE
+        if big or done % max(1, total // 20) == 0:
+            print(f"reading {done + 1}/{total} {item}", file=sys.stderr, flush=True)
+
 
 def _index(args: argparse.Namespace, s: Settings) -> int:
     from .index import build_index
 
-    report = build_index(s, rebuild=args.rebuild, progress=_Progress())
+    report = build_index(s, rebuild=args.rebuild, progress=_Progress(s.docs_dir), replace_folder=True)
     print(report.summary())
     for sk in report.skipped:
         print(f"  skipped {sk.rel}: {sk.reason}")
     return 0
 
 
-def _open(s: Settings):  # noqa: ANN202
+def _open(s: Settings, progress: Any = None):  # noqa: ANN202
+    """The Assistant over the index, updated first; what the update did goes to stderr."""
     from .app import Assistant
 
-    return Assistant.open(s)
+    a = Assistant.open(s, progress=progress or _Progress(s.docs_dir))
+    report = a.last_build
+    if report is not None and report.wrote:
+        print(f"index updated: {report.summary()}", file=sys.stderr)
+    if report is not None:
+        for sk in report.skipped:
+            print(f"  skipped {sk.rel}: {sk.reason}", file=sys.stderr)
+    for note in a.notices:
+        print(f"note: {note}", file=sys.stderr)
+    return a
 
 
 def _search(args: argparse.Namespace, s: Settings) -> int:
@@ -187,12 +237,23 @@ def _chat(args: argparse.Namespace, s: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, s: Settings) -> int:
-    from .app import Assistant
-    from .ui.app import serve
+    from .ui.ports import check_port_free
 
     t = time.perf_counter()
-    a = Assistant.open(s, progress=_Progress())
+    check_port_free(s.host, s.port)  # at once, not after the model has loaded
+    a = _open(s)
     print(f"index ready: {len(a.documents())} documents ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+    import threading
+
+    def warm_up() -> None:  # the model loads while the server starts; the first question waits for it
+        try:
+            a.warm_up()
+        except AssistantError as e:
+            print(f"error: {e}", file=sys.stderr)
+
+    threading.Thread(target=warm_up, name="load-model", daemon=True).start()
+    from .ui.app import serve
+
     serve(a, host=s.host, port=s.port)
     return 0
 

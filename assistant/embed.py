@@ -46,12 +46,17 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded offline. Thread-safe: encoding is serialised by a lock, since
     the fast tokenizer is not safe to share between threads and the CPU is the bottleneck anyway."""
 
-    def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu") -> None:
+    def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu", *, quiet: bool = True) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if quiet:
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         import torch  # noqa: F401  (before faiss: one OpenMP runtime wins, and torch's is faster here)
         from sentence_transformers import SentenceTransformer
+
+        if quiet:
+            _quiet_libraries()
 
         path = resolve_model(name)
         try:
@@ -120,5 +125,55 @@ class HashEmbedder:
         return [len(re.findall(r"\w+|[^\w\s]", t)) + 2 for t in texts]
 
 
-def load_embedder(name: str = DEFAULT_MODEL) -> Embedder:
-    return SentenceTransformerEmbedder(name)
+def _quiet_libraries() -> None:
+    """Keep "Loading weights" bars and library chatter off the console (shown with --verbose)."""
+    import logging
+
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        pass
+    for name in ("sentence_transformers", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def load_embedder(name: str = DEFAULT_MODEL, *, quiet: bool = True) -> Embedder:
+    return SentenceTransformerEmbedder(name, quiet=quiet)
+
+
+class LazyEmbedder:
+    """An Embedder that loads the model the first time it is needed, so commands that end early (a
+    missing folder, nothing to embed, a busy index) never pay the model's load time."""
+
+    def __init__(self, name: str = DEFAULT_MODEL, *, quiet: bool = True) -> None:
+        self.model_id = name
+        self._quiet = quiet
+        self._real: Embedder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._real is not None
+
+    def real(self) -> Embedder:
+        with self._lock:
+            if self._real is None:
+                self._real = load_embedder(self.model_id, quiet=self._quiet)
+            return self._real
+
+    @property
+    def dimension(self) -> int:  # type: ignore[override]
+        return self.real().dimension
+
+    @property
+    def max_tokens(self) -> int:  # type: ignore[override]
+        return self.real().max_tokens
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        return self.real().embed(texts, batch_size=batch_size, progress=progress)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.real().count_tokens(texts)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import DocumentError
-from assistant.load import SUPPORTED_SUFFIXES, Skipped, SourceFile, load_bytes, load_file, scan_folder
+from assistant.load import SUPPORTED_SUFFIXES, Skipped, SourceFile, load_bytes, load_file, looks_binary, scan_folder
 from assistant.load import scan as scan_module
 from assistant.records import Document
 
@@ -420,7 +420,7 @@ def test_scan_folder_hashes_files_and_explains_skips(tmp_path: Path, monkeypatch
     write(root, "image.png", b"\x89PNG\r\n")
     write(root, "Makefile", "all:")
     write(root, "empty.txt", b"")
-    write(root, "binary.txt", b"text\x00more")
+    write(root, "binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256)))
     write(root, ".hidden.txt", "hidden")
     write(root, ".git/config", "[core]")
     write(root, "locked.md", "# locked")
@@ -491,6 +491,22 @@ def test_load_bytes_wraps_parser_surprises(monkeypatch: pytest.MonkeyPatch) -> N
         load_bytes("x.docx", b"PK")
     with pytest.raises(DocumentError, match="binary file"):
         load_bytes("x.md", b"\x00\x01")
+
+
+def test_a_stray_nul_byte_does_not_make_text_binary() -> None:
+    doc = load_bytes("notes.txt", b"The meeting is on Tuesday.\x00 Bring the minutes.\n")
+    assert "Bring the minutes." in doc.text
+    assert looks_binary(bytes(range(256)) * 4)  # control bytes throughout: not text
+    assert looks_binary(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert not looks_binary("naïve café, ünïcode text\n".encode() * 50 + b"\x00")
+
+
+def test_files_over_max_file_mb_are_skipped_with_the_file_and_the_limit(tmp_path: Path) -> None:
+    (tmp_path / "big.txt").write_bytes(b"word " * 300_000)  # 1.4 MB
+    (tmp_path / "small.txt").write_bytes(b"word " * 10)
+    files, skipped = scan_folder(tmp_path, max_mb=1)
+    assert [f.rel for f in files] == ["small.txt"]
+    assert skipped == [Skipped("big.txt", "1.4 MB, over the 1 MB limit (max_file_mb)")]
 
 
 def test_missing_file_is_a_document_error(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ def _open_real(settings: Settings, cache: dict[str, Any], say: Callable[[str], N
 
     last = [-1]
 
-    def build_progress(stage: str, done: int, total: int) -> None:
+    def build_progress(stage: str, done: int, total: int, item: str = "") -> None:
         tenth = 10 * done // max(total, 1)
         if say is not None and stage == "embedding" and total >= 64 and tenth != last[0]:
             last[0] = tenth

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -13,9 +14,9 @@ import numpy as np
 
 from .. import __version__
 from ..chunk import CHUNKER_VERSION, chunk_document, embedding_text
-from ..embed import Embedder, load_embedder
-from ..errors import DocumentError
-from ..load import Skipped, SourceFile, load_file, scan_folder
+from ..embed import Embedder, LazyEmbedder
+from ..errors import DocumentError, IndexMismatchError
+from ..load import SUPPORTED_SUFFIXES, Skipped, SourceFile, load_file, scan_folder
 from ..records import Chunk, Document
 from ..settings import Settings
 from ..tokens import ENCODING
@@ -23,7 +24,7 @@ from . import chunkdb, layout
 from .manifest import FORMAT_VERSION, Manifest
 from .vectors import FaissStore, faiss_id
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Progress = Callable[[str, int, int, str], None]  # (stage, done, total, item: the file being read, or "")
 EMBED_SLICE = 512
 
 
@@ -65,52 +66,77 @@ def _now() -> str:
 
 
 def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild: bool = False,
-                progress: Progress | None = None) -> BuildReport:
+                progress: Progress | None = None, replace_folder: bool = False) -> BuildReport:
     """Bring the index in `settings.index_dir` up to date with `settings.docs_dir`.
 
-    Unchanged documents (same sha256) are not read again; changed ones are re-chunked and re-embedded;
-    deleted ones are removed. Other model or chunk settings rebuild everything. The new generation is
-    written beside the live one and swapped in atomically, so a crash leaves the old index loadable.
-    The embedding model is only loaded when something has to be embedded.
+    Unchanged documents (same sha256) are not read again, nor are files that failed before and have not
+    changed since; changed ones are re-chunked and re-embedded; deleted ones are removed. Other model or
+    chunk settings rebuild everything (the report says why). An index built from another documents folder
+    is refused (IndexMismatchError) unless `replace_folder`, which rebuilds it from this one. The new
+    generation is written beside the live one and swapped in atomically, so a crash leaves the old index
+    loadable. The embedding model is only loaded when something has to be embedded.
     """
     t0 = time.perf_counter()
     index_dir = settings.index_dir
+    docs_dir = settings.docs_dir.resolve()
+    if not docs_dir.is_dir():  # before taking the lock or loading anything
+        raise DocumentError(str(settings.docs_dir), "no such folder" if not docs_dir.exists() else "not a folder")
     with layout.writer_lock(index_dir):
+        gen = layout.current_generation(index_dir)
+        layout.collect_garbage(index_dir, keep=gen)  # leftovers of a build killed after its swap
+        old = Manifest.read(gen / layout.MANIFEST) if gen else None
+        built_from = old.built_from(index_dir) if old is not None else None
+        other_folder = built_from is not None and built_from.resolve() != docs_dir
+        if other_folder and not replace_folder:
+            raise IndexMismatchError(
+                f"index in {index_dir} was built from {built_from}, not {settings.docs_dir}: to index "
+                f"{settings.docs_dir} there run `assistant index {settings.docs_dir} --index-dir {index_dir}` "
+                f"(it replaces that index), or pass another --index-dir")
         timings: dict[str, float] = {}
-        files, skipped = scan_folder(settings.docs_dir)
+        files, skipped = scan_folder(settings.docs_dir, settings.max_file_mb)
         timings["scan"] = time.perf_counter() - t0
+        if not files and old is None:
+            raise DocumentError(str(settings.docs_dir),
+                                f"no documents to index (supported: {' '.join(SUPPORTED_SUFFIXES)}); "
+                                "add files to the folder or pass --docs FOLDER"
+                                + (f"; skipped: {_skipped_line(skipped)}" if skipped else ""))
         by_rel = {f.rel: f for f in files}
 
         model_id = embedder.model_id if embedder is not None else settings.model
         wanted = wanted_manifest(settings, model_id)
-        gen = layout.current_generation(index_dir)
-        old = Manifest.read(gen / layout.MANIFEST) if gen else None
         reason = ""
         if rebuild:
             reason = "--rebuild asked for"
         elif old is None:
             reason = "no index yet" if gen is None else ""
+        elif other_folder:
+            reason = f"documents folder changed: index had {built_from}, now {settings.docs_dir}"
         elif old.build_key() != wanted.build_key():
             reason = "settings changed: " + "; ".join(old.differences(wanted))
         full = bool(reason) or old is None
         old_docs = {} if full or old is None else old.documents
+        # Files that failed before and have not changed since are skipped again without being parsed (a
+        # bad PDF would print the parser's complaints and load the model on every run otherwise).
+        memo = {} if full or old is None else old.skipped
+        failed_before = {r: memo[r]["reason"] for r in by_rel if r in memo and memo[r]["sha256"] == by_rel[r].sha256}
+        skipped = sorted([*skipped, *(Skipped(r, why) for r, why in failed_before.items())], key=lambda sk: sk.rel)
+        todo_rel = [r for r in by_rel if r not in failed_before]
 
-        unchanged = tuple(r for r in by_rel if r in old_docs and old_docs[r]["sha256"] == by_rel[r].sha256)
-        changed = tuple(r for r in by_rel if r in old_docs and old_docs[r]["sha256"] != by_rel[r].sha256)
-        added = tuple(r for r in by_rel if r not in old_docs)
+        unchanged = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] == by_rel[r].sha256)
+        changed = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] != by_rel[r].sha256)
+        added = tuple(r for r in todo_rel if r not in old_docs)
         # A file that is still there but can no longer be read keeps its indexed version: nothing is lost.
-        unreadable = {sk.rel for sk in skipped if sk.rel in old_docs}
+        unreadable = {sk.rel for sk in skipped if sk.rel in old_docs and sk.rel not in failed_before}
         skipped = [Skipped(sk.rel, sk.reason + "; kept the previous version") if sk.rel in unreadable else sk
                    for sk in skipped]
-        unchanged += tuple(sorted(unreadable))
+        unchanged += tuple(sorted(unreadable | {r for r in failed_before if r in old_docs}))
         removed = tuple(r for r in old_docs if r not in by_rel and r not in unreadable)
 
         if not full and not changed and not added and not removed:
             return BuildReport(index_dir, unchanged=unchanged, skipped=tuple(skipped), chunks=old.chunks if old
                                else 0, seconds=time.perf_counter() - t0, timings=timings)
 
-        emb = embedder if embedder is not None else load_embedder(settings.model)
-        wanted = wanted_manifest(settings, model_id, emb.dimension, emb.max_tokens)
+        emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
         tmp = layout.new_generation(index_dir)
         try:
             report = _write_generation(settings, emb, wanted, old, gen, tmp, full, by_rel, added, changed,
@@ -119,6 +145,11 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return report if not reason else replace(report, rebuilt=bool(old is not None or rebuild), reason=reason)
+
+
+def _skipped_line(skipped: list[Skipped], most: int = 3) -> str:
+    shown = "; ".join(f"{sk.rel} ({sk.reason})" for sk in skipped[:most])
+    return shown + (f"; and {len(skipped) - most} more" if len(skipped) > most else "")
 
 
 def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: Manifest | None,
@@ -132,7 +163,7 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
         store = FaissStore.load(gen / layout.VECTORS)
         documents = dict(old.documents)
     else:
-        store = FaissStore(emb.dimension)
+        store = None  # created once the model is loaded: its dimension is not known before
         documents = {}
     con = chunkdb.connect(tmp / layout.CHUNKS)
     con.execute("BEGIN")
@@ -145,7 +176,7 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
     kept: list[str] = []
     for i, rel in enumerate(todo):
         if progress:
-            progress("reading", i, len(todo))
+            progress("reading", i, len(todo), rel)
         try:
             doc = load_file(by_rel[rel])
             chunks = chunk_document(doc, tokens=settings.chunk_tokens, overlap=settings.chunk_overlap,
@@ -160,6 +191,10 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
         loaded.append((doc, chunks))
     timings["load+chunk"] = time.perf_counter() - t
 
+    if progress:
+        progress("reading", len(todo), len(todo), "")
+    if store is None:
+        store = FaissStore(emb.dimension)
     # Drop what is stale.
     stale = [r for r in (*changed, *removed) if r not in kept]
     store.remove(np.array([faiss_id(c) for c in chunkdb.chunk_ids_of(con, stale)], dtype=np.int64))
@@ -172,7 +207,7 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
     all_chunks = [c for _, cs in loaded for c in cs]
     texts = [embedding_text(doc, c) for doc, cs in loaded for c in cs]
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    vectors = np.zeros((len(texts), emb.dimension), dtype=np.float32)
+    vectors = np.zeros((len(texts), store.dimension), dtype=np.float32)
     for s in range(0, len(order), EMBED_SLICE):
         if progress:
             progress("embedding", s, len(order))
@@ -191,7 +226,16 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
     con.execute("COMMIT")
     con.close()
     store.save(tmp / layout.VECTORS)
+    # An update that embedded nothing need not load the model: the old index knows its sequence length.
+    lazy_unloaded = isinstance(emb, LazyEmbedder) and not emb.loaded
+    max_seq = old.max_seq_length if old is not None and not full and lazy_unloaded else emb.max_tokens
+    wanted = replace(wanted, dimension=store.dimension, max_seq_length=max_seq)
     wanted.documents = dict(sorted(documents.items()))
+    wanted.skipped = {sk.rel: {"sha256": by_rel[sk.rel].sha256, "reason": sk.reason} for sk in skipped
+                      if sk.rel in by_rel and documents.get(sk.rel, {}).get("sha256") != by_rel[sk.rel].sha256}
+    docs_dir = settings.docs_dir.resolve()
+    wanted.docs_dir = str(docs_dir)
+    wanted.docs_dir_from_index = os.path.relpath(docs_dir, index_dir.resolve())
     wanted.chunks = len(store)
     wanted.built_at = now
     wanted.build_seconds = round(time.perf_counter() - t0, 3)

@@ -77,7 +77,7 @@ def collect_garbage(index_dir: Path, keep: Path | None) -> None:
 
 @contextlib.contextmanager
 def writer_lock(index_dir: Path) -> Iterator[None]:
-    """One writer at a time per index folder; readers never wait."""
+    """One writer at a time per index folder; readers never take it, so they never wait."""
     import fcntl
 
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -90,3 +90,11 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def clean_if_idle(index_dir: Path) -> None:
+    """Remove stale generations when no writer is at work (a reader's chance to clean up after a build
+    that was killed between its swap and its cleanup); does nothing when a writer holds the lock or the
+    folder cannot be written."""
+    with contextlib.suppress(IndexLockedError, OSError), writer_lock(index_dir):
+        collect_garbage(index_dir, keep=current_generation(index_dir))

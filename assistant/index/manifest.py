@@ -27,6 +27,9 @@ class Manifest:
     build_seconds: float = 0.0
     chunks: int = 0
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> sha256, chunks, indexed_at
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> sha256, reason: not re-read
+    docs_dir: str = ""  # the documents folder, absolute; query commands use it by default
+    docs_dir_from_index: str = ""  # the same folder relative to the index folder, if the two move together
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1, sort_keys=True), encoding="utf-8")
@@ -46,6 +49,18 @@ class Manifest:
     def differences(self, other: Manifest) -> list[str]:
         mine, theirs = self.build_key(), other.build_key()
         return [f"{k}: index has {mine[k]!r}, settings say {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
+
+    def built_from(self, index_dir: Path) -> Path | None:
+        """The documents folder this index was built from: the recorded absolute path, or the recorded path
+        relative to the index folder when only that one still exists (both were moved together)."""
+        if not self.docs_dir:
+            return None
+        recorded = Path(self.docs_dir)
+        if not recorded.is_dir() and self.docs_dir_from_index:
+            moved = (index_dir / self.docs_dir_from_index).resolve()
+            if moved.is_dir():
+                return moved
+        return recorded
 
     def check(self, wanted: Manifest, index_dir: Path) -> None:
         diff = self.differences(wanted)

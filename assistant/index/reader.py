@@ -37,7 +37,22 @@ class IndexReader:
 
 
 def open_index(index_dir: Path, wanted: Manifest | None = None) -> IndexReader:
-    gen = layout.require_generation(index_dir)
+    """Read the live generation. A writer may swap in a newer one and delete this one meanwhile: then the
+    newer one is read instead."""
+    for attempt in range(3):
+        gen = layout.require_generation(index_dir)
+        try:
+            reader = _open_generation(index_dir, gen, wanted)
+        except Exception:
+            if attempt == 2 or layout.current_generation(index_dir) == gen:
+                raise
+            continue  # swapped out (and perhaps deleted) while being read: read the new one
+        layout.clean_if_idle(index_dir)
+        return reader
+    raise AssertionError("unreachable")
+
+
+def _open_generation(index_dir: Path, gen: Path, wanted: Manifest | None) -> IndexReader:
     manifest = Manifest.read(gen / layout.MANIFEST)
     if wanted is not None:
         manifest.check(wanted, index_dir)

@@ -7,6 +7,7 @@ parse one file and raise only `DocumentError`, so one bad file never stops the o
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 
 from ..errors import DocumentError
@@ -40,6 +41,10 @@ def load_bytes(rel: str, data: bytes) -> Document:
     try:
         if kind == "pdf":
             from .pdf import load_pdf
+
+            # pypdf logs every repair it makes ("EOF marker not found") to stderr; a file that cannot be
+            # read is reported once, as this file's skip reason, instead.
+            logging.getLogger("pypdf").setLevel(logging.ERROR)
 
             doc = load_pdf(rel, data, sha256)
         elif kind == "html":

@@ -14,8 +14,11 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".rst", ".htm
 
 _KINDS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".rst": "rst",
           ".html": "html", ".htm": "html", ".pdf": "pdf"}
-_SNIFF = 8192  # a text-type file with a NUL byte in its first 8 KiB is binary
+_SNIFF = 8192  # how much of a text-type file is looked at to tell text from binary
 _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16/32 text is full of NULs and is not binary
+# Control bytes that text never holds (tab, line feed, form feed, carriage return and escape are text).
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13, 27)) + b"\x7f"
+_CONTROL_SHARE = 0.03  # binary when more than this share of the sniffed bytes are control bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +44,21 @@ def kind_of(rel: str) -> str | None:
 
 
 def looks_binary(head: bytes) -> bool:
-    """True if the first bytes of a text-type file contain a NUL byte (and no UTF-16/32 byte-order mark)."""
-    return b"\x00" in head[:_SNIFF] and not head.startswith(_UTF16_32_BOMS)
+    """True if the first bytes of a text-type file are not text: more than one control byte and more than
+    3 % of them (images, archives, executables, UTF-16 without a byte-order mark). A stray NUL byte or
+    two in a text file do not make it binary."""
+    sample = head[:_SNIFF]
+    if sample.startswith(_UTF16_32_BOMS):
+        return False
+    controls = len(sample) - len(sample.translate(None, _CONTROL))
+    return controls > 1 and controls > _CONTROL_SHARE * len(sample)
 
 
-def scan_folder(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
+def scan_folder(root: Path, max_mb: float | None = None) -> tuple[list[SourceFile], list[Skipped]]:
     """Walk `root` recursively and hash every supported file. Hidden files and folders are ignored;
-    symlinks that leave `root` (or point at a folder), unsupported types, empty, binary and unreadable
-    files are returned as `Skipped` with a reason. Both lists are sorted by `rel`."""
+    symlinks that leave `root` (or point at a folder), unsupported types, files over `max_mb` megabytes,
+    empty, binary and unreadable files are returned as `Skipped` with a reason. Both lists are sorted by
+    `rel`."""
     root = Path(root).absolute()
     if not root.exists():
         raise DocumentError(str(root), "no such folder")
@@ -87,7 +97,7 @@ def scan_folder(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
                 if entry.is_dir():
                     stack.append((path, rel + "/"))
                     continue
-                item = _scan_file(path, rel)
+                item = _scan_file(path, rel, max_mb)
             except OSError as e:
                 item = Skipped(rel, _os_reason(e))
             (found if isinstance(item, SourceFile) else skipped).append(item)
@@ -96,7 +106,7 @@ def scan_folder(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
     return found, skipped
 
 
-def _scan_file(path: Path, rel: str) -> SourceFile | Skipped:
+def _scan_file(path: Path, rel: str, max_mb: float | None = None) -> SourceFile | Skipped:
     kind = kind_of(rel)
     if kind is None:
         suffix = os.path.splitext(rel.rsplit("/", 1)[-1])[1].lower() or "(no extension)"
@@ -106,6 +116,8 @@ def _scan_file(path: Path, rel: str) -> SourceFile | Skipped:
         return Skipped(rel, "not a regular file")  # opening a FIFO would block
     if st.st_size == 0:
         return Skipped(rel, "empty file")
+    if max_mb is not None and st.st_size > max_mb * 1024 * 1024:
+        return Skipped(rel, f"{st.st_size / 1024 / 1024:.1f} MB, over the {max_mb:g} MB limit (max_file_mb)")
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
