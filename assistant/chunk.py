@@ -10,6 +10,7 @@ never truncates it.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from .sentences import paragraph_spans, sentence_spans
 
 CHUNKER_VERSION = 4  # bumped whenever loading or chunking cut documents differently: indexes rebuild
 _CONTEXT_CHARS = 160
+_BATCH = 4096  # texts per tokenizer call: bounds the memory a huge document needs
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -30,6 +32,37 @@ class _Unit:
     ntok: int
     para_start: bool  # first unit of a paragraph
     section_start: bool  # first unit of a section
+
+
+class _HeadingIndex:
+    """`Document.heading_path` for many offsets of one document: built once, O(log n) per look-up."""
+
+    def __init__(self, doc: Document) -> None:
+        # heading_path stops at the first section that starts after the offset, so a look-up bisects the
+        # running maximum of the section starts (sections are in text order; the maximum keeps this exact
+        # even if they were not).
+        self._reach: list[int] = []
+        self._paths: list[tuple[str, ...]] = []
+        path: list[tuple[int, str]] = []
+        top = -1
+        for s in doc.sections:
+            top = max(top, s.start)
+            while path and path[-1][0] >= s.level:
+                path.pop()
+            path.append((s.level, s.title))
+            self._reach.append(top)
+            self._paths.append(tuple(t for _, t in path))
+
+    def __call__(self, offset: int) -> tuple[str, ...]:
+        i = bisect.bisect_right(self._reach, offset)
+        return self._paths[i - 1] if i else ()
+
+
+def _count(counter: TokenCounter, texts: list[str]) -> list[int]:
+    out: list[int] = []
+    for i in range(0, len(texts), _BATCH):
+        out += counter(texts[i:i + _BATCH])
+    return out
 
 
 def context_header(doc: Document, headings: Sequence[str]) -> str:
@@ -76,7 +109,10 @@ def _units(doc: Document, size: int, overlap: int) -> list[_Unit]:
     for s, e, sec in paras:
         for i, (ss, se) in enumerate(sentence_spans(text, s, e)):
             sents.append((ss, se, i == 0, sec and i == 0))
-    counts = tk.count([text[s:e] for s, e, _, _ in sents])
+    # One encode call per sentence: tiktoken's batch call submits each text to a thread pool, which costs
+    # more than the encoding of a sentence.
+    encode = tk.encoding().encode_ordinary
+    counts = [len(encode(text[s:e])) for s, e, _, _ in sents]
     units: list[_Unit] = []
     for (s, e, para, sec), n in zip(sents, counts, strict=True):
         if n <= size:
@@ -103,7 +139,7 @@ def _pack(units: Sequence[_Unit], size: int, overlap: int) -> list[tuple[int, in
             if j > i and u.para_start and total >= size // 2:
                 para_tokens = 0
                 k = j
-                while k < n and (k == j or not units[k].para_start):
+                while k < n and (k == j or not units[k].para_start) and total + para_tokens <= size:
                     para_tokens += units[k].ntok
                     k += 1
                 if total + para_tokens > size:
@@ -132,9 +168,10 @@ def chunk_document(doc: Document, *, tokens: int, overlap: int, max_model_tokens
     """Cut `doc` into chunks. With `count_model`, every chunk's embedding text is guaranteed to be at most
     `max_model_tokens` long in the model's tokenizer."""
     units = _units(doc, tokens, overlap)
-    chunks = _to_chunks(doc, units, _pack(units, tokens, overlap))
+    headings = _HeadingIndex(doc)
+    chunks = _to_chunks(doc, headings, units, _pack(units, tokens, overlap))
     if count_model is not None and max_model_tokens is not None:
-        chunks = _fit(doc, chunks, units, tokens, max_model_tokens, count_model)
+        chunks = _fit(doc, headings, chunks, units, tokens, max_model_tokens, count_model)
     # Re-cutting overlapping neighbours can leave a piece inside the chunk before it: it adds nothing.
     out: list[Chunk] = []
     for c in chunks:
@@ -143,31 +180,38 @@ def chunk_document(doc: Document, *, tokens: int, overlap: int, max_model_tokens
     return out
 
 
-def _to_chunks(doc: Document, units: Sequence[_Unit], groups: Sequence[tuple[int, int]]) -> list[Chunk]:
+def _to_chunks(doc: Document, headings: _HeadingIndex, units: Sequence[_Unit],
+               groups: Sequence[tuple[int, int]]) -> list[Chunk]:
     out = []
     for a, b in groups:
         s, e = units[a].start, units[b].end
-        out.append(Chunk.make(doc.path, s, e, doc.text[s:e], doc.heading_path(s), doc.page_at(s)))
+        out.append(Chunk.make(doc.path, s, e, doc.text[s:e], headings(s), doc.page_at(s)))
     return out
 
 
-def _fit(doc: Document, chunks: list[Chunk], units: Sequence[_Unit], size: int, limit: int,
-         count_model: TokenCounter) -> list[Chunk]:
+def _fit(doc: Document, headings: _HeadingIndex, chunks: list[Chunk], units: Sequence[_Unit], size: int,
+         limit: int, count_model: TokenCounter) -> list[Chunk]:
     """Re-cut every chunk whose embedding text the model would truncate, with a smaller budget."""
-    lengths = count_model([embedding_text(doc, c) for c in chunks])
+    lengths = _count(count_model, [embedding_text(doc, c) for c in chunks])
     if all(n <= limit for n in lengths):
         return chunks
+    starts = [u.start for u in units]
+    ordered = all(a <= b for a, b in zip(starts, starts[1:], strict=False))  # always, as _units cuts them
     out: list[Chunk] = []
     for c, n in zip(chunks, lengths, strict=True):
         if n <= limit:
             out.append(c)
             continue
         budget = max(8, int(size * limit / n * 0.9))
-        inner = [u for u in units if u.start >= c.start and u.end <= c.end]
+        if ordered:  # a unit inside the chunk starts in [c.start, c.end)
+            lo, hi = bisect.bisect_left(starts, c.start), bisect.bisect_left(starts, c.end)
+            inner = [u for u in units[lo:hi] if u.end <= c.end]
+        else:
+            inner = [u for u in units if u.start >= c.start and u.end <= c.end]
         if budget >= size or len(inner) == 0:
             budget = max(8, size // 2)
         if budget <= 8:
-            out.extend(_char_windows(doc, c.start, c.end))
+            out.extend(_char_windows(doc, headings, c.start, c.end))
             continue
         sub_units: list[_Unit] = []
         for u in inner:
@@ -176,12 +220,12 @@ def _fit(doc: Document, chunks: list[Chunk], units: Sequence[_Unit], size: int, 
             else:
                 sub_units += [_Unit(s, e, k, u.para_start and i == 0, u.section_start and i == 0)
                               for i, (s, e, k) in enumerate(_windows(doc.text, u.start, u.end, budget, 0))]
-        sub = _to_chunks(doc, sub_units, _pack(sub_units, budget, 0))
-        out.extend(_fit(doc, sub, sub_units, budget, limit, count_model))
+        sub = _to_chunks(doc, headings, sub_units, _pack(sub_units, budget, 0))
+        out.extend(_fit(doc, headings, sub, sub_units, budget, limit, count_model))
     return out
 
 
-def _char_windows(doc: Document, start: int, end: int, width: int = 200) -> list[Chunk]:
+def _char_windows(doc: Document, headings: _HeadingIndex, start: int, end: int, width: int = 200) -> list[Chunk]:
     """Last resort for pathological text: a word piece is never shorter than one character."""
     return [Chunk.make(doc.path, s, min(end, s + width), doc.text[s:min(end, s + width)],
-                       doc.heading_path(s), doc.page_at(s)) for s in range(start, end, width)]
+                       headings(s), doc.page_at(s)) for s in range(start, end, width)]

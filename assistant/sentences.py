@@ -21,6 +21,22 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def _number_before(text: str, pos: int, end: int) -> bool:
+    """Whether text[pos:end], from its last line break on, is a number between spaces: "  12". Reads only
+    the digits and spaces just before `end`, so that a long line of sentences costs linear time."""
+    i = end
+    while i > pos and text[i - 1] != "\n" and text[i - 1].isspace():
+        i -= 1
+    j = i
+    while j > pos and text[j - 1].isdigit():
+        j -= 1
+    if j == i:
+        return False
+    while j > pos and text[j - 1] != "\n" and text[j - 1].isspace():
+        j -= 1
+    return j == pos or text[j - 1] == "\n"
+
+
 def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Spans of the blank-line separated blocks of text[start:end], whitespace trimmed."""
     end = len(text) if end is None else end
@@ -50,8 +66,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
             word = re.search(r"([A-Za-z][A-Za-z.]*)\.$", text[max(pos, m.start() - 12):m.start() + 1])
             if word and (word.group(1).lower().rstrip(".") in _ABBREV or len(word.group(1)) == 1):
                 continue
-            line_start = text.rfind("\n", 0, m.start()) + 1
-            if text[max(line_start, pos):m.start()].strip().isdigit():
+            if _number_before(text, pos, m.start()):
                 continue  # "1. The Amazon Connection": a numbered heading or list item
             nxt = text[cut:cut + 2].lstrip()
             if nxt[:1].islower():

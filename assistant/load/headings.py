@@ -27,7 +27,6 @@ def _indent(s: str) -> int:
 
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+|$)")
-_ATX_CLOSE = re.compile(r"(?:^|[ \t]+)#+$")
 _SETEXT = re.compile(r" {0,3}(=+|-+)$")
 _LIST_ITEM = re.compile(r"\s*(?:[-*+>|]|\d+[.)])(?:\s|$)")
 
@@ -58,7 +57,7 @@ def markdown_sections(text: str) -> tuple[Section, ...]:
             continue
         m = _ATX.match(s)
         if m:
-            body = _ATX_CLOSE.sub("", s[m.end():]).strip()
+            body = _atx_unclose(s[m.end():]).strip()
             if body:
                 sections.append(Section(off + s.index(body, m.end()), len(m.group(1)), body))
             prev_blank = True
@@ -73,6 +72,17 @@ def markdown_sections(text: str) -> tuple[Section, ...]:
         prev_blank = False
         i += 1
     return tuple(sections)
+
+
+def _atx_unclose(s: str) -> str:
+    """`s` without a closing sequence of #s ("Title ##"), which must follow a space or tab unless it is all
+    of `s`. The regular expression r"(?:^|[ \t]+)#+$" says the same in time quadratic in a line's spaces."""
+    body = s.rstrip("#")
+    if body == s:
+        return s
+    if not body:
+        return ""
+    return body.rstrip(" \t") if body[-1] in " \t" else s
 
 
 def _front_matter_end(lines: list[tuple[int, str]]) -> int:

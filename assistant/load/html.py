@@ -142,6 +142,7 @@ class _Writer:
         self.space = False  # a space owed before the next text
         self.sep = ""  # a table-cell separator owed before the next text
         self.mark: int | None = None  # index in parts where the current heading's text starts
+        self.mark_at = 0  # its offset in the text
         self.prefix = ""  # a list bullet owed before the next text
         self.cells = 0  # depth of open table cells, where blocks only separate words
 
@@ -173,7 +174,7 @@ class _Writer:
             self.space = True
         self._lead()
         if self.mark == -1:
-            self.mark = len(self.parts)
+            self.mark, self.mark_at = len(self.parts), self.n
         self._emit(" ".join(words))
         self.space = s[-1].isspace()
 
@@ -214,6 +215,7 @@ def _render(container: Any) -> tuple[str, tuple[Section, ...]]:
     level = 0  # level of the last heading: definition terms go one level below it
     pre: list[str] | None = None
     pre_depth = 0
+    numbers: dict[Any, dict[Any, int]] = {}  # <ol> -> its <li> children -> their position
     for event, el in etree.iterwalk(container, events=("start", "end")):
         tag = el.tag
         if not isinstance(tag, str):
@@ -258,7 +260,7 @@ def _render(container: Any) -> tuple[str, tuple[Section, ...]]:
                 term_depth = sum(1 for a in el.iterancestors("dl"))
                 heading, w.mark = min(6, level + term_depth), -1
             elif tag == "li":
-                w.bullet(_bullet(el))
+                w.bullet(_bullet(el, numbers))
             elif tag == "br":
                 w.line_break()
             elif tag in _PARAGRAPH:
@@ -273,7 +275,7 @@ def _render(container: Any) -> tuple[str, tuple[Section, ...]]:
                 w.cells -= 1
             elif (tag in _HEADINGS or tag == "dt") and heading is not None and w.mark is not None:
                 if w.mark >= 0:
-                    start = sum(len(p) for p in w.parts[: w.mark])
+                    start = w.mark_at
                     title = " ".join("".join(w.parts[w.mark:]).split())
                     if title:
                         sections.append(Section(start, heading, title))
@@ -313,9 +315,10 @@ def _is_term(dt: Any) -> bool:
     return bool(text) and text != links
 
 
-def _bullet(li: Any) -> str:
+def _bullet(li: Any, numbers: dict[Any, dict[Any, int]]) -> str:
     """"- " for an unordered item, "3. " for the third of an ordered list, so sentence splitting sees
-    list items."""
+    list items. `numbers` caches each list's items, so that a long list costs linear time (it holds the
+    elements, so lxml hands out the same proxy objects for them)."""
     parent = li.getparent()
     if parent is None or parent.tag != "ol":
         return "- "
@@ -323,7 +326,13 @@ def _bullet(li: Any) -> str:
         first = int(parent.get("start", "1"))
     except ValueError:
         first = 1
-    return f"{first + sum(1 for s in li.itersiblings(preceding=True) if s.tag == 'li')}. "
+    items = numbers.get(parent)
+    if items is None:
+        items = numbers[parent] = {}
+        for child in parent:
+            if child.tag == "li":
+                items[child] = len(items)
+    return f"{first + items[li]}. "
 
 
 def _one_line(e: BaseException) -> str:

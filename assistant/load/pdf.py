@@ -68,6 +68,7 @@ def _outline(reader: Any, texts: list[str], starts: list[int]) -> tuple[Section,
     """Sections from the PDF's bookmarks, placed where the bookmark's title appears on its page (or at the
     top of the page)."""
     found: list[Section] = []
+    lowered: dict[int, str] = {}  # a page's text in lower case, made once however many bookmarks it has
 
     def walk(items: list[Any], level: int) -> None:
         for item in items:
@@ -80,7 +81,9 @@ def _outline(reader: Any, texts: list[str], starts: list[int]) -> tuple[Section,
                 continue
             at = texts[page].find(title)
             if at < 0:
-                at = texts[page].lower().find(title.lower())
+                if page not in lowered:
+                    lowered[page] = texts[page].lower()
+                at = lowered[page].find(title.lower())
             found.append(Section(starts[page] + max(at, 0), level, title))
 
     try:
