@@ -192,6 +192,8 @@ def test_target_path_stays_inside_the_documents_folder(tmp_path: Path):
 # --- handlers, against a fake of the Assistant's shape --------------------------------------------------
 
 class _FakeReport:
+    skipped = ()
+
     def summary(self) -> str:
         return "documents: 1 added"
 
@@ -207,7 +209,11 @@ class _FakeAssistant:
         self.saved: dict[str, bytes] = {}
         self.fail = False
 
-    def ask_stream(self, question, history=(), k=None, mode=None):
+    @property
+    def retriever(self):
+        return self  # document_text below
+
+    def ask_stream(self, question, history=(), k=None, mode=None, *, retriever=None):
         from assistant.errors import EndpointError
 
         self.calls.append((question, tuple(history), k, mode))
@@ -229,13 +235,25 @@ class _FakeAssistant:
     def documents(self):
         return []
 
-    def add_document(self, filename: str, data: bytes) -> str:
-        self.saved[filename] = data
-        return filename
+    def add_documents(self, files, progress=None):
+        from assistant.app import Saved, UploadReport
+        from assistant.errors import DocumentError
+        from assistant.load.uploads import sanitize_filename
+
+        saved, rejected = [], []
+        for filename, data in files:
+            try:
+                name = sanitize_filename(filename)
+            except DocumentError as e:
+                rejected.append(str(e))
+                continue
+            self.saved[name] = data
+            saved.append(Saved(name))
+        return UploadReport(tuple(saved), tuple(rejected), self.update_index(progress))
 
     def update_index(self, progress=None):
         if progress:
-            progress("embedding", 1, 1)
+            progress("embedding", 1, 1, "")
         return _FakeReport()
 
     def llm_status(self) -> str:

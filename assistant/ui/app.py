@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ..errors import AssistantError, ConfigError, DocumentError
-from ..jsonable import answer_dict, hit_dict
-from ..load.uploads import SUPPORTED_SUFFIXES, check_size, sanitize_filename
+from ..errors import AssistantError, ConfigError, DocumentError, InputError
+from ..jsonable import OFFSETS, answer_dict, hit_dict
+from ..load.uploads import SUPPORTED_SUFFIXES, check_size
 from ..records import Turn
 from . import render
+from .server import discard_upload
 
 if TYPE_CHECKING:
     from ..app import Assistant
@@ -64,7 +65,8 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
                     placeholder="Ask a question about the documents.")
                 with gr.Row():
                     question = gr.Textbox(placeholder="Ask a question about the documents…", show_label=False,
-                                          scale=8, elem_id="question", autofocus=True, max_lines=6)
+                                          scale=8, elem_id="question", autofocus=True, max_lines=6,
+                                          max_length=settings.max_question_chars)
                     send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
                     clear = gr.Button("New conversation", scale=1, elem_id="clear")
                 example_set = gr.Dataset(components=["textbox"], samples=[[q] for q in examples],
@@ -72,7 +74,7 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
                 with gr.Row():
                     mode = gr.Radio(MODES, value="extractive", label="Answer mode", elem_id="mode",
                                     interactive=False, scale=3)
-                    k = gr.Slider(1, max(MAX_K, settings.k), value=settings.k, step=1,
+                    k = gr.Slider(1, min(settings.max_k, max(MAX_K, settings.k)), value=settings.k, step=1,
                                   label="Passages to retrieve (k)", elem_id="k", scale=2)
                 llm_line = gr.Markdown("LLM: checking…", elem_id="llm-status")
                 with gr.Accordion("Retrieved passages and scores (last answer)", open=False,
@@ -123,30 +125,44 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
 def launch(assistant: Assistant, host: str | None = None, port: int | None = None, *, block: bool = True,
            examples: Sequence[str] = DEFAULT_EXAMPLES, quiet: bool = False) -> gr.Blocks:
     """Build and start the web chat on host:port (default: settings.host, settings.port). With block=False
-    it returns once the server is up (tests); the URL is `demo.local_url`."""
+    it returns once the server is up (tests); the URL is `demo.local_url`. Uploads go to the server's private
+    temp folder, which `demo.close()` deletes; with block=True the server is closed when interrupted."""
+    from .server import ServerGuard, sigterm_exits
+
     settings = assistant.settings
     if bool(settings.auth_user) != bool(settings.auth_password):
         raise ConfigError("auth_user and auth_password: set both to require a login, or neither")
-    auth = (settings.auth_user, settings.auth_password) if settings.auth_user else None
-    demo = build_ui(assistant, examples)
-    # System fonts only: the default theme would fetch Google Fonts, and the chat must work offline.
-    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
-    demo.queue(default_concurrency_limit=1)
-    demo.launch(
-        server_name=host or settings.host, server_port=port or settings.port, auth=auth,
-        max_file_size=int(settings.max_upload_mb * 1024 * 1024), theme=theme, css=render.CSS,
-        prevent_thread_lock=True, quiet=True, share=False, inbrowser=False, ssr_mode=False,
-        mcp_server=False, run_history=False, show_error=False, footer_links=["api"],
-    )
+    # The private temp folder, the login check in front of every route and the login throttle: server.py.
+    guard = ServerGuard(settings.auth_user, settings.auth_password)
+    try:
+        with guard.building():
+            demo = guard.attach(build_ui(assistant, examples))
+            # System fonts only: the default theme would fetch Google Fonts, and the chat must work offline.
+            theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+            demo.queue(default_concurrency_limit=1)
+            demo.launch(
+                server_name=host or settings.host, server_port=port or settings.port, auth=guard.auth,
+                app_kwargs=guard.app_kwargs(), max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+                theme=theme, css=render.CSS, prevent_thread_lock=True, quiet=True, share=False,
+                inbrowser=False, ssr_mode=False, mcp_server=False, run_history=False, show_error=False,
+                footer_links=["api"],
+            )
+    except BaseException:
+        guard.close()
+        raise
     if not quiet:
-        print(f"Web chat running on {demo.local_url}" + (" (login required)" if auth else ""), flush=True)
+        print(f"Web chat running on {demo.local_url}" + (" (login required)" if guard.auth else ""), flush=True)
     if block:
-        demo.block_thread()
+        try:
+            with sigterm_exits():
+                demo.block_thread()
+        finally:
+            demo.close()
     return demo
 
 
 def serve(assistant: Assistant, host: str | None = None, port: int | None = None) -> None:
-    """Run the web chat until interrupted (Ctrl+C)."""
+    """Run the web chat until interrupted (Ctrl+C or SIGTERM), then close it and delete its temp folder."""
     launch(assistant, host, port, block=True)
 
 
@@ -165,7 +181,7 @@ class _Handlers:
             yield session.messages, session, "", gr.skip()
             return
         turn = len(session.turns) + 1
-        history = tuple(session.turns)
+        history = tuple(session.turns[-self.a.settings.max_history_turns:])
         asked = [*session.messages, _msg("user", render.render_question(question))]
         turns = list(session.turns)
 
@@ -175,8 +191,10 @@ class _Handlers:
 
         yield show(render.render_partial(""))
         text, shown, answer = "", 0, None
+        retriever = self.a.retriever  # the citations are shown in the texts of the version they came from
         try:
-            for item in self.a.ask_stream(question, history=history, k=int(k), mode=mode or None):
+            for item in self.a.ask_stream(question, history=history, k=int(k), mode=mode or None,
+                                          retriever=retriever):
                 if isinstance(item, str):
                     text += item
                     if len(text) - shown >= STREAM_EVERY_CHARS:
@@ -191,7 +209,7 @@ class _Handlers:
             yield show(render.render_error("The assistant returned no answer."))
             return
         turns.append(Turn(question, answer.text, answer.citations))
-        yield show(render.render_answer(answer, turn, self.a.document_text), render.render_hits(answer.hits))
+        yield show(render.render_answer(answer, turn, retriever.document_text), render.render_hits(answer.hits))
 
     def llm_view(self) -> tuple[str, Any]:
         status = self.a.llm_status()
@@ -210,25 +228,34 @@ class _Handlers:
 
     def add_files(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()  # noqa: B008
                   ) -> tuple[Any, ...]:
-        saved, rejected = [], []
+        files, lines = [], []
         for path in paths or []:
             name = Path(path).name
             try:
-                name = sanitize_filename(name)
                 check_size(name, os.path.getsize(path), self.a.settings.max_upload_mb)
-                saved.append(self.a.add_document(name, Path(path).read_bytes()))
+                files.append((name, Path(path).read_bytes()))
             except DocumentError as e:
-                rejected.append(str(e))
-        lines = []
+                lines.append(("error", f"Rejected {e}"))
+            except OSError as e:
+                lines.append(("error", f"Rejected {name}: {e.strerror or type(e).__name__}; upload it again"))
+            finally:
+                discard_upload(path)  # Gradio's copy: the documents folder now holds the only one
         if not paths:
             lines.append(("error", "Choose one or more files first."))
-        if saved:
+        if files:
             try:
-                report = self.a.update_index(progress=_progress_callback(progress))
-                lines.append(("ok", f"Added {', '.join(saved)}. {report.summary()}"))
+                up = self.a.add_documents(files, progress=_progress_callback(progress))
             except AssistantError as e:
-                lines.append(("error", f"Saved {', '.join(saved)}, but indexing failed: {e}"))
-        lines += [("error", f"Rejected {r}") for r in rejected]
+                lines.append(("error", f"Indexing failed: {e}"))
+            else:
+                added = [sv.name for sv in up.saved if "not saved again" not in sv.note]
+                if added and up.build is not None:
+                    lines.append(("ok", f"Added {', '.join(added)}. {up.build.summary()}"))
+                lines += [("info", sv.note) for sv in up.saved if sv.note]
+                lines += [("error", f"Rejected {r}") for r in up.rejected]
+                if up.build is not None:
+                    lines += [("error", f"Skipped {sk.rel}: {sk.reason}") for sk in up.build.skipped
+                              if sk.rel not in added and not any(sk.rel in r for r in up.rejected)]
         return (_status(lines), None, *self.documents_view())
 
     def remove(self, source: str | None) -> tuple[Any, ...]:
@@ -247,16 +274,16 @@ class _Handlers:
                 history: list[list[str]] | None = None) -> dict:
         """Answer `question` from the documents. `history`: earlier [question, answer] pairs of the
         conversation. Returns the Answer: text with [n] markers, citations, abstained, hits, notices."""
-        turns = tuple(Turn(str(p[0]), str(p[1]) if len(p) > 1 else "") for p in history or () if p)
         try:
-            return answer_dict(self.a.ask(question, history=turns, k=k or None, mode=mode or None))
+            turns = _turns(history)
+            return answer_dict(self.a.ask(question, history=turns, k=k, mode=mode or None))
         except AssistantError as e:
             raise _gr_error(e) from None
 
     def api_search(self, query: str, k: int | None = None) -> dict:
         """The passages retrieved for `query`, best first, with their scores and character spans."""
         try:
-            return {"query": query, "hits": [hit_dict(hit) for hit in self.a.search(query, k=k or None)]}
+            return {"query": query, "hits": [hit_dict(hit) for hit in self.a.search(query, k=k)], "offsets": OFFSETS}
         except AssistantError as e:
             raise _gr_error(e) from None
 
@@ -265,6 +292,20 @@ class _Handlers:
         would take any dict with a "path" string for a file to download.)"""
         return [{"source": d.path, "title": d.title, "chunks": d.chunks, "indexed_at": d.indexed_at}
                 for d in self.a.documents()]
+
+
+def _turns(history: Any) -> tuple[Turn, ...]:
+    """[[question, answer], ...] from the HTTP API as Turns; InputError for any other shape."""
+    if history is None:
+        return ()
+    if not isinstance(history, list):
+        raise InputError("history: must be a list of [question, answer] pairs")
+    turns = []
+    for i, pair in enumerate(history, start=1):
+        if not isinstance(pair, list | tuple) or not 1 <= len(pair) <= 2 or not all(isinstance(x, str) for x in pair):
+            raise InputError(f"history: turn {i} must be a [question, answer] pair of strings")
+        turns.append(Turn(pair[0], pair[1] if len(pair) > 1 else ""))
+    return tuple(turns)
 
 
 def _typed(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -282,8 +323,8 @@ def _gr_error(e: Exception) -> Exception:
     return gr.Error(str(e), print_exception=False)
 
 
-def _progress_callback(progress: Any) -> Callable[[str, int, int], None]:
-    def report(stage: str, done: int, total: int) -> None:
+def _progress_callback(progress: Any) -> Callable[[str, int, int, str], None]:
+    def report(stage: str, done: int, total: int, item: str = "") -> None:
         progress((done, total) if total else None, desc=stage)
 
     return report
@@ -292,7 +333,7 @@ def _progress_callback(progress: Any) -> Callable[[str, int, int], None]:
 def _status(lines: list[tuple[str, str]]) -> str:
     from html import escape
 
-    icons = {"ok": "✓", "error": "⚠"}
+    icons = {"ok": "✓", "error": "⚠", "info": "ℹ"}
     return "".join(f'<p class="{kind}">{icons[kind]} {escape(text)}</p>' for kind, text in lines)
 
 
