@@ -385,6 +385,7 @@ def test_an_empty_folder_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureF
 
 @pytest.mark.slow
 def test_library_noise_stays_off_the_console_unless_verbose(tmp_path: Path) -> None:
+    import os
     import subprocess
     import sys
 
@@ -393,8 +394,9 @@ def test_library_noise_stays_off_the_console_unless_verbose(tmp_path: Path) -> N
     def run(*extra: str) -> str:
         cmd = [sys.executable, "-m", "assistant.cli", "search", "bakery", "--docs", str(docs), "--index-dir",
                str(tmp_path / "idx")] + list(extra)
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={
-            **__import__("os").environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+        env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}  # set by loads here
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                             env={**env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
         assert out.returncode == 0, out.stderr
         return out.stderr
 
