@@ -18,7 +18,7 @@ from . import tokens as tk
 from .records import Chunk, Document
 from .sentences import paragraph_spans, sentence_spans
 
-CHUNKER_VERSION = 4  # bumped whenever loading or chunking cut documents differently: indexes rebuild
+CHUNKER_VERSION = 5  # bumped whenever loading or chunking cut documents differently: indexes rebuild
 _CONTEXT_CHARS = 160
 _BATCH = 4096  # texts per tokenizer call: bounds the memory a huge document needs
 
@@ -79,8 +79,20 @@ def embedding_text(doc: Document, chunk: Chunk) -> str:
     return f"{header}\n{chunk.text}" if header else chunk.text
 
 
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """text[start:end] without its leading and trailing whitespace; empty (end == start) if it is blank."""
+    piece = text[start:end]
+    body = piece.strip()
+    if not body:
+        return start, start
+    start += len(piece) - len(piece.lstrip())
+    return start, start + len(body)
+
+
 def _windows(text: str, start: int, end: int, size: int, overlap: int) -> list[tuple[int, int, int]]:
-    """Token windows over text[start:end] as (start, end, ntok) character spans."""
+    """Token windows over text[start:end] as (start, end, ntok) character spans, whitespace trimmed: a
+    window never starts with the space of its first token, and a window of nothing but whitespace (a
+    long run of spaces is many tokens) is left out."""
     enc = tk.encoding()
     toks = enc.encode_ordinary(text[start:end])
     _, offsets = enc.decode_with_offsets(toks)
@@ -88,8 +100,7 @@ def _windows(text: str, start: int, end: int, size: int, overlap: int) -> list[t
     out = []
     for i in range(0, len(toks), step):
         j = min(len(toks), i + size)
-        s = start + offsets[i]
-        e = start + offsets[j] if j < len(toks) else end
+        s, e = _trimmed(text, start + offsets[i], start + offsets[j] if j < len(toks) else end)
         if e > s:
             out.append((s, e, j - i))
         if j == len(toks):
@@ -172,6 +183,9 @@ def chunk_document(doc: Document, *, tokens: int, overlap: int, max_model_tokens
     chunks = _to_chunks(doc, headings, units, _pack(units, tokens, overlap))
     if count_model is not None and max_model_tokens is not None:
         chunks = _fit(doc, headings, chunks, units, tokens, max_model_tokens, count_model)
+        # Re-cut neighbours that overlapped (the token windows of one long sentence) interleave: put the
+        # pieces back in text order, longest first where they start together.
+        chunks.sort(key=lambda c: (c.start, -c.end))
     # Re-cutting overlapping neighbours can leave a piece inside the chunk before it: it adds nothing.
     out: list[Chunk] = []
     for c in chunks:
@@ -211,7 +225,7 @@ def _fit(doc: Document, headings: _HeadingIndex, chunks: list[Chunk], units: Seq
         if budget >= size or len(inner) == 0:
             budget = max(8, size // 2)
         if budget <= 8:
-            out.extend(_char_windows(doc, headings, c.start, c.end))
+            out.extend(_char_windows(doc, headings, c.start, c.end, limit, count_model))
             continue
         sub_units: list[_Unit] = []
         for u in inner:
@@ -225,7 +239,21 @@ def _fit(doc: Document, headings: _HeadingIndex, chunks: list[Chunk], units: Seq
     return out
 
 
-def _char_windows(doc: Document, headings: _HeadingIndex, start: int, end: int, width: int = 200) -> list[Chunk]:
-    """Last resort for pathological text: a word piece is never shorter than one character."""
-    return [Chunk.make(doc.path, s, min(end, s + width), doc.text[s:min(end, s + width)],
-                       headings(s), doc.page_at(s)) for s in range(start, end, width)]
+def _char_windows(doc: Document, headings: _HeadingIndex, start: int, end: int, limit: int,
+                  count_model: TokenCounter, width: int = 200) -> list[Chunk]:
+    """Last resort for pathological text: a word piece is never shorter than one character, so windows of
+    `width` characters, halved where one still does not fit, end up fitting."""
+    spans = [_trimmed(doc.text, s, min(end, s + width)) for s in range(start, end, width)]
+    out = [Chunk.make(doc.path, s, e, doc.text[s:e], headings(s), doc.page_at(s)) for s, e in spans if e > s]
+    if width == 1:
+        return out
+    lengths = _count(count_model, [embedding_text(doc, c) for c in out])
+    if all(n <= limit for n in lengths):
+        return out
+    fitted: list[Chunk] = []
+    for c, n in zip(out, lengths, strict=True):
+        if n <= limit:
+            fitted.append(c)
+        else:
+            fitted += _char_windows(doc, headings, c.start, c.end, limit, count_model, width // 2)
+    return fitted

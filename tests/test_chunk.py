@@ -123,3 +123,38 @@ def test_embedding_text_carries_title_and_headings() -> None:
 
 def test_empty_document_has_no_chunks() -> None:
     assert chunk_document(_doc("   \n\n  "), tokens=50, overlap=0) == []
+
+
+def test_recut_windows_of_a_long_sentence_stay_in_text_order() -> None:
+    """Found by tests/test_properties.py: the overlapping token windows of one long sentence, each re-cut
+    for the model, used to interleave (starts 0, 227, 207, ...)."""
+    from assistant.embed import HashEmbedder
+
+    count = HashEmbedder().count_tokens
+    doc = _doc("a-" * 600)  # 1200 characters, one sentence; twice as many word pieces as tiktoken tokens
+    chunks = chunk_document(doc, tokens=128, overlap=24, max_model_tokens=256, count_model=count)
+    assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+    assert all(b.end > a.end for a, b in zip(chunks, chunks[1:], strict=False)), "no chunk inside another"
+    assert chunks[0].start == 0 and chunks[-1].end == len(doc.text)
+    assert max(count([embedding_text(doc, c) for c in chunks])) <= 256
+
+
+def test_last_resort_character_windows_fit_the_model() -> None:
+    """Found by tests/test_properties.py: text that even 8-token chunks cannot fit is cut into character
+    windows, and those too must fit with their header (here 120 word pieces of title)."""
+    from assistant.embed import HashEmbedder
+
+    count = HashEmbedder().count_tokens
+    doc = Document("t.txt", "=" * 400, "0" * 64, "!" * 120)
+    chunks = chunk_document(doc, tokens=128, overlap=24, max_model_tokens=256, count_model=count)
+    assert max(count([embedding_text(doc, c) for c in chunks])) <= 256
+    assert "".join(c.text for c in chunks) == doc.text
+
+
+def test_token_windows_are_trimmed_and_never_blank() -> None:
+    """A long run of whitespace inside one sentence is many tokens: its windows used to become blank chunks,
+    and windows started with the space of their first token."""
+    doc = _doc("word " * 60 + "\t" * 3000 + " end of it.")
+    chunks = chunk_document(doc, tokens=32, overlap=8)
+    assert chunks and all(c.text.strip() == c.text for c in chunks)
+    assert chunks[0].start == 0 and chunks[-1].end == len(doc.text)

@@ -41,6 +41,7 @@ _CELLS = ("td", "th")
 _DECLARED = re.compile(
     rb"""<\?xml[^>]*encoding\s*=\s*["']([\w.:-]+)|<meta[^>]*charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")  # what lxml's setters refuse
 _WINDOWS_1252_ALIASES = frozenset(("latin_1", "iso8859_1", "ascii", "cp1252"))  # as browsers read them
 
 
@@ -115,7 +116,21 @@ def _strip(root: Any, drop_toc: bool = True) -> None:
             doomed.append(el)
     for el in doomed:
         if el.getparent() is not None:
-            el.drop_tree()  # keeps the element's tail text, which belongs to its parent
+            _drop(el)
+
+
+def _drop(el: Any) -> None:
+    """Remove `el` and its content, keeping its tail text, which belongs to its parent."""
+    if el.tail:
+        previous = el.getprevious()
+        before = (el.getparent().text if previous is None else previous.tail) or ""
+        if _NOT_XML.search(before) or _NOT_XML.search(el.tail):
+            # drop_tree would move the tail onto the text before it, and lxml refuses to set text holding a
+            # control character ("\x0c"), after deleting the old text: empty the element instead.
+            el.clear(keep_tail=True)
+            el.tag = "span"
+            return
+    el.drop_tree()
 
 
 def _containers(root: Any) -> list[Any]:
