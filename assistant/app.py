@@ -49,19 +49,28 @@ class Assistant:
         self._write = threading.Lock()  # one index update at a time from this process
         self.last_build: BuildReport | None = None  # what opening did to the index, for the caller to show
         self.notices: tuple[str, ...] = ()
+        self.fill_error = ""
+        self._filler: threading.Thread | None = None
+        self._fill_lock = threading.Lock()
+        self._stop = threading.Event()  # stops the background fill (an update, a cancel)
+        self._cancelled = False
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, embedder: Embedder | None = None, build: bool = True,
-             progress: Progress | None = None) -> Assistant:
+             progress: Progress | None = None, background: bool = True) -> Assistant:
         """Load the index of settings.docs_dir (building or updating it first when `build`). The model is
         loaded once, and only after the folder and the index have been checked. When another process is
-        writing the index, the live version is opened as it is (see `notices`)."""
+        writing the index, the live version is opened as it is (see `notices`).
+
+        A large build is searchable as soon as its documents are chunked: lexically at once, densely as
+        vectors fill in, which a thread of this Assistant does when `background` (otherwise they wait for
+        `fill_in_background()` or `assistant index`); `dense_status()` says how far it is."""
         settings = settings or Settings.load()
         emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
         report, notices = None, ()
         if build:
             try:
-                report = build_index(settings, embedder=emb, progress=progress)
+                report = build_index(settings, embedder=emb, progress=progress, wait=False)
             except IndexLockedError:
                 if current_generation(settings.index_dir) is None:
                     raise IndexLockedError(f"another process is building the index in {settings.index_dir}; "
@@ -69,7 +78,55 @@ class Assistant:
                 notices = ("another process is updating the index; answering from its current version",)
         a = cls(settings, Retriever.open(settings, emb))
         a.last_build, a.notices = report, notices
+        if background and not notices and a.dense_status()[0] < a.dense_status()[1]:
+            a.fill_in_background()
         return a
+
+    # -- dense vectors filling in ----------------------------------------------------------------------
+    def dense_status(self) -> tuple[int, int]:
+        """(chunks with a dense vector, chunks) in the live index."""
+        return self._retriever.dense_status()
+
+    @property
+    def indexing(self) -> bool:
+        """True while this Assistant is embedding in the background."""
+        t = self._filler
+        return t is not None and t.is_alive()
+
+    def fill_in_background(self) -> None:
+        """Start embedding the chunks that have no vector yet in a thread, serving each new generation."""
+        with self._fill_lock:
+            if self.indexing:
+                return
+            self._stop.clear()
+            self._filler = threading.Thread(target=self._fill, name="fill-vectors", daemon=True)
+            self._filler.start()
+
+    def cancel_indexing(self) -> None:
+        """Stop embedding at the next slice boundary; what was embedded is kept (and resumed next time)."""
+        self._stop.set()
+        self._cancelled = True
+
+    def _fill(self) -> None:
+        from .index.build import fill_vectors
+
+        try:
+            fill_vectors(self.settings, self._embedder, cancel=self._stop, on_publish=self._reload)
+        except IndexLockedError:
+            pass  # another process is writing: it fills them in itself
+        except Exception as e:  # noqa: BLE001  (a thread has nobody to raise to: keep it for the status)
+            self.fill_error = f"{type(e).__name__}: {e}"
+
+    def _reload(self) -> None:
+        fresh = Retriever.open(self.settings, self._embedder)
+        with self._swap:
+            self._retriever = fresh
+
+    def _pause_fill(self) -> None:
+        t = self._filler
+        if t is not None and t.is_alive():
+            self._stop.set()
+            t.join()
 
     def warm_up(self) -> None:
         """Load the embedding model now if it is not loaded yet (e.g. in a thread while a server starts)."""
@@ -110,7 +167,7 @@ class Assistant:
         context = history[-1].question if history else ""
         hits, timings = retriever.search_with_timings(question, k, context=context)
         timings["search_ms"] = (time.perf_counter() - t0) * 1000
-        notices: tuple[str, ...] = ()
+        notices: tuple[str, ...] = lexical_notice(retriever)
         if mode == "llm":
             llm = self._llm_answerer()
             if llm is None:
@@ -221,14 +278,30 @@ class Assistant:
         return self.update_index()
 
     def update_index(self, progress: Progress | None = None) -> BuildReport:
-        """Re-scan the documents folder, update the index incrementally, and serve the new one."""
+        """Re-scan the documents folder, update the index incrementally, and serve the new one at once; a
+        large update's vectors fill in behind it. A background fill pauses for the update."""
         with self._write:
-            report = build_index(self.settings, embedder=self._embedder, progress=progress)
+            self._pause_fill()
+            self._cancelled = False
+            self._stop.clear()
+            report = build_index(self.settings, embedder=self._embedder, progress=progress, wait=False,
+                                 cancel=self._stop)
             if report.wrote:
-                fresh = Retriever.open(self.settings, self._embedder)
-                with self._swap:
-                    self._retriever = fresh
+                self._reload()
+        if not self._cancelled and self.dense_status()[0] < self.dense_status()[1]:
+            self.fill_in_background()
         return report
+
+
+def lexical_notice(retriever: Retriever) -> tuple[str, ...]:
+    """What an answer must say while dense vectors are still filling in."""
+    dense, total = retriever.dense_status()
+    if dense >= total or retriever.settings.retrieval == "bm25":
+        return ()
+    if dense == 0:
+        return (f"answered from lexical search alone: dense vectors are still being computed (0 of {total:,})",)
+    return (f"dense vectors: {dense:,} of {total:,} ready; passages without one were found by lexical search "
+            "alone",)
 
 
 def _split_suffix(name: str) -> tuple[str, str]:

@@ -46,6 +46,8 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded offline. Thread-safe: encoding is serialised by a lock, since
     the fast tokenizer is not safe to share between threads and the CPU is the bottleneck anyway."""
 
+    backend = "torch"
+
     def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu", *, quiet: bool = True) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -147,6 +149,8 @@ def load_embedder(name: str = DEFAULT_MODEL, *, quiet: bool = True) -> Embedder:
 class LazyEmbedder:
     """An Embedder that loads the model the first time it is needed, so commands that end early (a
     missing folder, nothing to embed, a busy index) never pay the model's load time."""
+
+    backend = "torch"
 
     def __init__(self, name: str = DEFAULT_MODEL, *, quiet: bool = True) -> None:
         self.model_id = name

@@ -48,6 +48,9 @@ class Settings:
     max_upload_mb: float = _f(20.0, "Largest document the web chat accepts.")
     max_file_mb: float = _f(50.0, "Largest file indexed from the documents folder; bigger ones are skipped "
                                   "with a reason naming the file and this limit.")
+    progressive_min_chunks: int = _f(512, "A build with more chunks than this to embed makes the index searchable "
+                                          "first (lexically) and fills in the dense vectors behind it.")
+    embed_cache_mb: float = _f(2048.0, "Disk bound of the embedding cache (vectors by text, beside the index).")
     max_question_chars: int = _f(4000, "Longest question (or search query) accepted, in characters.")
     max_history_turns: int = _f(20, "Most earlier turns a conversation may send with a question.")
     max_k: int = _f(50, "Most passages a search or an answer may ask for (k).")
@@ -68,9 +71,12 @@ class Settings:
             raise ConfigError(f"retrieval: must be hybrid, dense or bm25, got {self.retrieval!r}")
         if self.mode not in ("extractive", "llm"):
             raise ConfigError(f"mode: must be extractive or llm, got {self.mode!r}")
+        if self.progressive_min_chunks < 0:
+            raise ConfigError(f"progressive_min_chunks: must be at least 0, got {self.progressive_min_chunks}")
         if self.fetch_k < 1:
             raise ConfigError(f"fetch_k: must be at least 1, got {self.fetch_k}")
-        for name in ("max_upload_mb", "max_file_mb", "max_question_chars", "max_history_turns", "max_k"):
+        for name in ("embed_cache_mb", "max_upload_mb", "max_file_mb", "max_question_chars", "max_history_turns",
+                     "max_k"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if not 1 <= self.k <= self.max_k:

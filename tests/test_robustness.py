@@ -38,7 +38,6 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return HashEmbedder()
 
     monkeypatch.setattr("assistant.embed.load_embedder", fake)
-    monkeypatch.setattr("assistant.retrieve.retriever.load_embedder", fake)
     return calls
 
 

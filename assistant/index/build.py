@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -21,11 +22,11 @@ from ..records import Chunk, Document
 from ..settings import Settings
 from ..tokens import ENCODING
 from . import chunkdb, layout
+from .fill import add_cached, backend_of, embed_into, open_cache
 from .manifest import FORMAT_VERSION, Manifest
 from .vectors import FaissStore, faiss_id
 
-Progress = Callable[[str, int, int, str], None]  # (stage, done, total, item: the file being read, or "")
-EMBED_SLICE = 512
+Progress = Callable[[str, int, int, str], None]  # (stage, done, total, item: a file being read, a rate)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class BuildReport:
     seconds: float = 0.0
     rebuilt: bool = False
     reason: str = ""  # why everything was rebuilt
+    pending: int = 0  # chunks still without a dense vector (searchable lexically; fill_vectors adds them)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -50,15 +52,17 @@ class BuildReport:
     def summary(self) -> str:
         parts = [f"{len(self.added)} added", f"{len(self.changed)} changed", f"{len(self.unchanged)} unchanged",
                  f"{len(self.removed)} removed", f"{len(self.skipped)} skipped"]
-        line = f"documents: {', '.join(parts)}; chunks: {self.chunks} ({self.embedded} embedded); " \
+        waiting = f", {self.pending} waiting for vectors" if self.pending else ""
+        line = f"documents: {', '.join(parts)}; chunks: {self.chunks} ({self.embedded} embedded{waiting}); " \
                f"{self.seconds:.2f} s"
         return f"rebuilt everything ({self.reason}); {line}" if self.rebuilt else line
 
 
-def wanted_manifest(settings: Settings, model_id: str, dimension: int = 0, max_seq: int = 0) -> Manifest:
+def wanted_manifest(settings: Settings, model_id: str, dimension: int = 0, max_seq: int = 0,
+                    backend: str = "torch") -> Manifest:
     """The manifest an index built now with `settings` would have (before its documents are known)."""
     return Manifest(FORMAT_VERSION, __version__, model_id, dimension, max_seq, settings.chunk_tokens,
-                    settings.chunk_overlap, CHUNKER_VERSION, ENCODING)
+                    settings.chunk_overlap, CHUNKER_VERSION, ENCODING, backend=backend)
 
 
 def _now() -> str:
@@ -66,7 +70,8 @@ def _now() -> str:
 
 
 def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild: bool = False,
-                progress: Progress | None = None, replace_folder: bool = False) -> BuildReport:
+                progress: Progress | None = None, replace_folder: bool = False, wait: bool = True,
+                cancel: threading.Event | None = None) -> BuildReport:
     """Bring the index in `settings.index_dir` up to date with `settings.docs_dir`.
 
     Unchanged documents (same sha256) are not read again, nor are files that failed before and have not
@@ -75,6 +80,11 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
     is refused (IndexMismatchError) unless `replace_folder`, which rebuilds it from this one. The new
     generation is written beside the live one and swapped in atomically, so a crash leaves the old index
     loadable. The embedding model is only loaded when something has to be embedded.
+
+    Vectors the embedding cache holds are not computed again. When more than
+    settings.progressive_min_chunks chunks need embedding, the index is published first without their
+    vectors (searchable lexically at once), then they are filled in (`wait`), or left to fill_vectors
+    (not `wait`; the report's `pending` says how many). `cancel` stops embedding at a slice boundary.
     """
     t0 = time.perf_counter()
     index_dir = settings.index_dir
@@ -103,7 +113,8 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
         by_rel = {f.rel: f for f in files}
 
         model_id = embedder.model_id if embedder is not None else settings.model
-        wanted = wanted_manifest(settings, model_id)
+        wanted = wanted_manifest(settings, model_id, backend=backend_of(embedder) if embedder is not None
+                                 else "torch")
         reason = ""
         if rebuild:
             reason = "--rebuild asked for"
@@ -133,18 +144,45 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
         removed = tuple(r for r in old_docs if r not in by_rel and r not in unreadable)
 
         if not full and not changed and not added and not removed:
-            return BuildReport(index_dir, unchanged=unchanged, skipped=tuple(skipped), chunks=old.chunks if old
-                               else 0, seconds=time.perf_counter() - t0, timings=timings)
+            report = BuildReport(index_dir, unchanged=unchanged, skipped=tuple(skipped),
+                                 chunks=old.chunks if old else 0, seconds=time.perf_counter() - t0,
+                                 timings=timings, pending=old.pending if old else 0)
+            return _fill(settings, embedder, report, progress, cancel, t0) if wait and report.pending else report
 
         emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
         tmp = layout.new_generation(index_dir)
         try:
             report = _write_generation(settings, emb, wanted, old, gen, tmp, full, by_rel, added, changed,
-                                       removed, unchanged, skipped, timings, progress, t0)
+                                       removed, unchanged, skipped, timings, progress, t0, cancel)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return report if not reason else replace(report, rebuilt=bool(old is not None or rebuild), reason=reason)
+        if reason:
+            report = replace(report, rebuilt=bool(old is not None or rebuild), reason=reason)
+        if wait and report.pending:
+            report = _fill(settings, emb, report, progress, cancel, t0)
+        return report
+
+
+def _fill(settings: Settings, emb: Embedder | None, report: BuildReport, progress: Progress | None,
+          cancel: threading.Event | None, t0: float) -> BuildReport:
+    from .fill import fill_vectors_locked
+
+    emb = emb if emb is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
+    filled = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel)
+    return replace(report, embedded=report.embedded + filled.embedded, pending=filled.pending,
+                   seconds=time.perf_counter() - t0)
+
+
+def fill_vectors(settings: Settings, embedder: Embedder | None = None, *, progress: Progress | None = None,
+                 cancel: threading.Event | None = None, on_publish: Callable[[], None] | None = None):  # noqa: ANN201
+    """Embed the live index's chunks that have no dense vector yet (after build_index(wait=False)),
+    publishing generations as vectors fill in; `on_publish` is called after each. Returns a FillReport."""
+    from .fill import fill_vectors_locked
+
+    emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
+    with layout.writer_lock(settings.index_dir):
+        return fill_vectors_locked(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
 
 
 def _skipped_line(skipped: list[Skipped], most: int = 3) -> str:
@@ -156,7 +194,8 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
                       gen: Path | None, tmp: Path, full: bool, by_rel: dict[str, SourceFile],
                       added: tuple[str, ...], changed: tuple[str, ...], removed: tuple[str, ...],
                       unchanged: tuple[str, ...], skipped: list[Skipped], timings: dict[str, float],
-                      progress: Progress | None, t0: float) -> BuildReport:
+                      progress: Progress | None, t0: float, cancel: threading.Event | None = None
+                      ) -> BuildReport:
     index_dir = settings.index_dir
     if not full and gen is not None and old is not None:
         shutil.copyfile(gen / layout.CHUNKS, tmp / layout.CHUNKS)
@@ -202,28 +241,32 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
     for r in stale:
         documents.pop(r, None)
 
-    # Embed all new chunks, longest first in slices so padding is minimal and progress can be shown.
+    # Vectors: what the embedding cache knows (a killed build's work, text repeated across pages, text a
+    # settings change left as it was) goes in at once. A small rest is embedded now; a large one is left
+    # pending, so the index is searchable (lexically, and densely where vectors exist) as soon as it is
+    # written, and fill_vectors embeds it behind.
     t = time.perf_counter()
     all_chunks = [c for _, cs in loaded for c in cs]
     texts = [embedding_text(doc, c) for doc, cs in loaded for c in cs]
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    vectors = np.zeros((len(texts), store.dimension), dtype=np.float32)
-    for s in range(0, len(order), EMBED_SLICE):
-        if progress:
-            progress("embedding", s, len(order))
-        idx = order[s:s + EMBED_SLICE]
-        vectors[idx] = emb.embed([texts[i] for i in idx], batch_size=64)
-    if progress:
-        progress("embedding", len(order), len(order))
+    ids = np.array([faiss_id(c.id) for c in all_chunks], dtype=np.int64)
+    pending = 0
+    if all_chunks:
+        cache = open_cache(index_dir, emb, store.dimension)
+        todo = add_cached(store, cache, ids, texts)
+        if len(todo) <= settings.progressive_min_chunks:
+            embed_into(store, cache, emb, ids[todo], [texts[i] for i in todo], progress, cancel)
+        else:
+            pending = len(todo)
+        cache.close()
     timings["embed"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    store.add(np.array([faiss_id(c.id) for c in all_chunks], dtype=np.int64), vectors)
     now = _now()
     for doc, cs in loaded:
         chunkdb.insert_document(con, doc, cs, now)
         documents[doc.path] = {"sha256": doc.sha256, "chunks": len(cs), "indexed_at": now}
     con.execute("COMMIT")
+    total = chunkdb.count_chunks(con)
     con.close()
     store.save(tmp / layout.VECTORS)
     # An update that embedded nothing need not load the model: the old index knows its sequence length.
@@ -236,7 +279,8 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
     docs_dir = settings.docs_dir.resolve()
     wanted.docs_dir = str(docs_dir)
     wanted.docs_dir_from_index = os.path.relpath(docs_dir, index_dir.resolve())
-    wanted.chunks = len(store)
+    wanted.chunks = total
+    wanted.vectors = len(store)
     wanted.built_at = now
     wanted.build_seconds = round(time.perf_counter() - t0, 3)
     wanted.write(tmp / layout.MANIFEST)
@@ -247,4 +291,5 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
     ok_added = tuple(r for r in added if r in documents)
     ok_changed = tuple(r for r in changed if r in documents and r not in kept)
     return BuildReport(index_dir, ok_added, ok_changed, (*unchanged, *kept), removed, tuple(skipped),
-                       len(store), len(all_chunks), time.perf_counter() - t0, timings=timings)
+                       total, len(all_chunks) - pending, time.perf_counter() - t0, timings=timings,
+                       pending=pending)

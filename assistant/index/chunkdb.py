@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..records import Chunk, Document, Section
@@ -56,6 +56,20 @@ def read_documents(con: sqlite3.Connection) -> dict[str, tuple[Document, int, st
         secs = tuple(Section(int(a), int(b), str(c)) for a, b, c in json.loads(sections))
         out[path] = (Document(path, text, sha, title, secs, tuple(json.loads(pages))), int(n), at)
     return out
+
+
+def count_chunks(con: sqlite3.Connection) -> int:
+    return int(con.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+
+def titles(con: sqlite3.Connection) -> dict[str, str]:
+    return {path: title for path, title in con.execute("SELECT path, title FROM documents")}
+
+
+def iter_chunks(con: sqlite3.Connection) -> Iterator[Chunk]:
+    rows = con.execute("SELECT id, source, start, end, text, headings, page FROM chunks ORDER BY source, start")
+    for i, s, a, b, t, h, p in rows:
+        yield Chunk(i, s, a, b, t, tuple(json.loads(h)), p)
 
 
 def read_chunks(con: sqlite3.Connection) -> list[Chunk]:

@@ -26,6 +26,8 @@ class Manifest:
     built_at: str = ""
     build_seconds: float = 0.0
     chunks: int = 0
+    backend: str = ""  # how the model ran ("torch", "openvino-int8", ...): vectors of two backends never mix
+    vectors: int = -1  # chunks that have a dense vector; -1 (indexes written before vectors filled in): all
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> sha256, chunks, indexed_at
     skipped: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> sha256, reason: not re-read
     docs_dir: str = ""  # the documents folder, absolute; query commands use it by default
@@ -44,11 +46,21 @@ class Manifest:
         """The settings that, when changed, make every vector stale."""
         return {"format_version": self.format_version, "model": self.model,
                 "chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap,
-                "chunker_version": self.chunker_version, "tokenizer": self.tokenizer}
+                "chunker_version": self.chunker_version, "tokenizer": self.tokenizer,
+                "backend": self.backend or "torch"}
 
     def differences(self, other: Manifest) -> list[str]:
         mine, theirs = self.build_key(), other.build_key()
         return [f"{k}: index has {mine[k]!r}, settings say {theirs[k]!r}" for k in mine if mine[k] != theirs[k]]
+
+    @property
+    def dense_count(self) -> int:
+        return self.chunks if self.vectors < 0 else self.vectors
+
+    @property
+    def pending(self) -> int:
+        """Chunks still waiting for their dense vector: searchable lexically meanwhile."""
+        return max(0, self.chunks - self.dense_count)
 
     def built_from(self, index_dir: Path) -> Path | None:
         """The documents folder this index was built from: the recorded absolute path, or the recorded path

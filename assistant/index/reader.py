@@ -31,6 +31,11 @@ class IndexReader:
     documents: dict[str, Document]
     doc_infos: tuple[DocInfo, ...]
 
+    @property
+    def complete(self) -> bool:
+        """Every chunk has its dense vector (otherwise dense search covers only those that do)."""
+        return self.manifest.pending == 0
+
     def chunk_for_faiss_id(self, fid: int) -> Chunk | None:
         row = self.row_of_id.get(int(fid))
         return None if row is None else self.chunks[row]
@@ -65,7 +70,7 @@ def _open_generation(index_dir: Path, gen: Path, wanted: Manifest | None) -> Ind
         con.close()
     row_of_id = {faiss_id(c.id): i for i, c in enumerate(chunks)}
     infos = tuple(DocInfo(p, d.title, n, at) for p, (d, n, at) in sorted(docs.items()))
-    if len(row_of_id) != len(store):
+    if len(row_of_id) != manifest.chunks or len(store) != manifest.dense_count:
         from ..errors import IndexMismatchError
 
         raise IndexMismatchError(f"index in {index_dir} is inconsistent ({len(store)} vectors, "

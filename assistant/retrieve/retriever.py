@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import validate
-from ..embed import Embedder, LazyEmbedder, load_embedder
+from ..embed import Embedder, LazyEmbedder
 from ..errors import IndexMismatchError, InputError
 from ..index.build import wanted_manifest
 from ..index.reader import DocInfo, IndexReader, open_index
@@ -27,6 +27,7 @@ class Retriever:
         # A model that is not loaded yet (LazyEmbedder) is checked when it is first needed, so a server can
         # answer its first page while the model loads.
         self._checked = False
+        self._have: set[int] | None = None
         if not isinstance(embedder, LazyEmbedder) or embedder.loaded:
             self._check_model()
         self._texts = {p: d.text for p, d in reader.documents.items()}
@@ -36,8 +37,10 @@ class Retriever:
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
         """Load the index in settings.index_dir, refusing one built with another model or chunk settings."""
         model_id = embedder.model_id if embedder is not None else settings.model
-        reader = open_index(settings.index_dir, wanted=wanted_manifest(settings, model_id))
-        return cls(reader, embedder if embedder is not None else load_embedder(settings.model), settings)
+        emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
+        wanted = wanted_manifest(settings, model_id, backend=str(getattr(emb, "backend", "torch")))
+        reader = open_index(settings.index_dir, wanted=wanted)
+        return cls(reader, emb, settings)
 
     # -- documents -------------------------------------------------------------------------------------
     def documents(self) -> list[DocInfo]:
@@ -113,11 +116,28 @@ class Retriever:
         cands = [Candidate(chunks[row], score, dense.get(row), lexical.get(row)) for row, score in fused]
         if s.duplicate_threshold < 1.0 and cands:
             head = cands[: 4 * k]  # where the k hits almost always come from; the rest is not checked
+            if not self.reader.complete:  # only chunks that have a vector can be compared
+                have = self._with_vectors()
+                head = [c for c in head if faiss_id(c.chunk.id) in have]
+                rest = [c for c in cands if faiss_id(c.chunk.id) not in have or c not in head]
+            else:
+                rest = cands[4 * k:]
             vecs = self.reader.store.vectors(np.array([faiss_id(c.chunk.id) for c in head], dtype=np.int64))
-            cands = drop_near_duplicates(head, vecs, s.duplicate_threshold) + cands[4 * k:]
+            kept = drop_near_duplicates(head, vecs, s.duplicate_threshold)
+            cands = sorted(kept + rest, key=lambda c: -c.score) if not self.reader.complete else kept + rest
         hits = merge_overlapping(cands, self._texts, k)
         timings["fuse_ms"] = (time.perf_counter() - t) * 1000
         return hits, timings
+
+    def _with_vectors(self) -> set[int]:
+        if self._have is None:
+            self._have = set(self.reader.store.ids().tolist())
+        return self._have
+
+    def dense_status(self) -> tuple[int, int]:
+        """(chunks with a dense vector, chunks): equal once the index is complete."""
+        m = self.reader.manifest
+        return m.dense_count, m.chunks
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not self._checked:

@@ -1,0 +1,110 @@
+"""The embedding cache: vectors by (model, backend, text) in one SQLite file beside the generations.
+
+A build writes every batch it embeds here as soon as it is encoded, so a build that is killed resumes
+where it stopped; texts repeated across pages are embedded once; a rebuild after a chunk-setting change
+embeds only the texts that are new. The key is a hash of the namespace (model and backend) and the exact
+text the model sees, so a vector can never describe another text. Bounded: pruned after each build to
+the texts the live index holds, and to `max_mb` beyond that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+FILE = "embeddings.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL, used INTEGER NOT NULL)
+  WITHOUT ROWID;
+"""
+_CHUNK = 500  # keys per SELECT ... IN (...)
+
+
+def text_key(namespace: str, text: str) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(namespace.encode("utf-8"))
+    h.update(b"\x1f")
+    h.update(text.encode("utf-8", "surrogatepass"))
+    return h.digest()
+
+
+class EmbeddingCache:
+    def __init__(self, index_dir: Path, namespace: str, dimension: int) -> None:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self.path = index_dir / FILE
+        self.namespace = namespace
+        self.dimension = dimension
+        self._lock = threading.Lock()
+        self._con = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA synchronous=NORMAL")
+        self._con.executescript(_SCHEMA)
+        self._tick = self._max_used()
+
+    def _max_used(self) -> int:
+        row = self._con.execute("SELECT max(used) FROM vectors").fetchone()
+        return int(row[0] or 0)
+
+    def keys(self, texts: Sequence[str]) -> list[bytes]:
+        return [text_key(self.namespace, t) for t in texts]
+
+    def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """The cached vectors of `keys` (those present), marked as used now."""
+        out: dict[bytes, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._lock:
+            self._tick += 1
+            for i in range(0, len(unique), _CHUNK):
+                part = unique[i:i + _CHUNK]
+                marks = ",".join("?" * len(part))
+                for key, blob in self._con.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part):
+                    vec = np.frombuffer(blob, dtype=np.float32)
+                    if vec.shape == (self.dimension,):
+                        out[bytes(key)] = vec
+                if part:
+                    self._con.execute(f"UPDATE vectors SET used = ? WHERE key IN ({marks})", [self._tick, *part])
+        return out
+
+    def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Store vectors (one row per key) durably: a build killed after this keeps them."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._lock:
+            self._tick += 1
+            self._con.execute("BEGIN")
+            self._con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                                  [(k, v.tobytes(), self._tick) for k, v in zip(keys, vectors, strict=True)])
+            self._con.execute("COMMIT")
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._con.execute("SELECT count(*) FROM vectors").fetchone()[0])
+
+    def prune(self, keep: Iterable[bytes], max_mb: float) -> int:
+        """Delete the vectors of texts the live index does not hold, then the least recently used beyond
+        `max_mb`; returns how many were deleted."""
+        keep_set = set(keep)
+        with self._lock:
+            self._con.execute("BEGIN")
+            self._con.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY) WITHOUT ROWID")
+            self._con.execute("DELETE FROM keep")
+            self._con.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((k,) for k in keep_set))
+            gone = self._con.execute("DELETE FROM vectors WHERE key NOT IN (SELECT key FROM keep)").rowcount
+            per_row = self.dimension * 4 + 48
+            most = int(max_mb * 1024 * 1024 / per_row)
+            total = int(self._con.execute("SELECT count(*) FROM vectors").fetchone()[0])
+            if total > most:
+                gone += self._con.execute(
+                    "DELETE FROM vectors WHERE key IN (SELECT key FROM vectors ORDER BY used LIMIT ?)",
+                    (total - most,)).rowcount
+            self._con.execute("DELETE FROM keep")
+            self._con.execute("COMMIT")
+        return gone
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
