@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AssistantError
+from .progress import ConsoleProgress
 from .settings import Settings
 
 
@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index of a documents folder")
     p.add_argument("docs_pos", nargs="?", type=Path, metavar="DOCS_DIR", help="documents folder")
     _common(p)
-    p.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    p.add_argument("--rebuild", action="store_true", help="rebuild everything (cached vectors are reused)")
+    p.add_argument("--background", action="store_true",
+                   help="return once the index is searchable; dense vectors fill in from a background process")
 
     p = sub.add_parser("search", help="retrieve passages for a query")
     p.add_argument("query")
@@ -92,63 +94,45 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-class _Progress:
-    """Progress on stderr: a bar on a terminal, a line every 10% otherwise; the file being read, on a
-    terminal always, otherwise every 5% and whenever the file is big (one file can take a while)."""
-
-    BIG_FILE = 1 << 20
-
-    def __init__(self, docs_dir: Path | None = None) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = -1
-        self.docs_dir = docs_dir
-        self.width = 0
-
-    def __call__(self, stage: str, done: int, total: int, item: str = "") -> None:
-        if stage == "reading":
-            self._reading(done, total, item)
-            return
-        if total < 64 or stage != "embedding":
-            return
-        pct = int(100 * done / total)
-        if self.tty:
-            bar = "#" * (pct // 4)
-            print(f"\r{stage} {bar:<25} {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
-        elif pct // 10 != self.last // 10:
-            print(f"{stage} {done}/{total}", file=sys.stderr)
-        self.last = pct
-
-    def _reading(self, done: int, total: int, item: str) -> None:
-        if self.tty:
-            line = f"reading {done}/{total} {item}"[:100] if item else ""
-            print("\r" + line.ljust(self.width), end="\r" if not item else "", file=sys.stderr, flush=True)
-            self.width = len(line)
-            return
-        if not item:
-            return
-        big = False
-        if self.docs_dir is not None:
-            with contextlib.suppress(OSError):
-                big = (self.docs_dir / item).stat().st_size >= self.BIG_FILE
-        if big or done % max(1, total // 20) == 0:
-            print(f"reading {done + 1}/{total} {item}", file=sys.stderr, flush=True)
-
-
 def _index(args: argparse.Namespace, s: Settings) -> int:
     from .index import build_index
 
-    report = build_index(s, rebuild=args.rebuild, progress=_Progress(s.docs_dir), replace_folder=True)
+    try:
+        report = build_index(s, rebuild=args.rebuild, progress=ConsoleProgress(s.docs_dir), replace_folder=True,
+                             wait=not args.background)
+    except KeyboardInterrupt:
+        print("\ninterrupted: what was embedded is kept; `assistant index` resumes from there", file=sys.stderr)
+        return 130
     print(report.summary())
     for sk in report.skipped:
         print(f"  skipped {sk.rel}: {sk.reason}")
+    if report.pending and args.background:
+        pid, log = spawn_filler(s)
+        print(f"the index is searchable; {report.pending:,} dense vectors fill in behind (pid {pid}, log {log})")
     return 0
 
 
-def _open(s: Settings, progress: Any = None):  # noqa: ANN202
-    """The Assistant over the index, updated first; what the update did goes to stderr."""
+def spawn_filler(s: Settings) -> tuple[int, Path]:
+    """Start `assistant index` for this index in a process of its own that outlives this one: it embeds
+    the chunks that have no dense vector yet, publishing as it goes (its output goes to index/index.log)."""
+    import os
+    import subprocess
+
+    log = s.index_dir / "index.log"
+    cmd = [sys.executable, "-m", "assistant.cli", "index", str(s.docs_dir), "--index-dir", str(s.index_dir),
+           "--model", s.model, "--chunk-tokens", str(s.chunk_tokens), "--chunk-overlap", str(s.chunk_overlap)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=os.environ.copy())
+    return proc.pid, log
+
+
+def _open(s: Settings, progress: Any = None, *, serving: bool = False):  # noqa: ANN202
+    """The Assistant over the index, updated first; what the update did goes to stderr. Dense vectors
+    still missing fill in behind: in this process when serving, else in a process of their own."""
     from .app import Assistant
 
-    a = Assistant.open(s, progress=progress or _Progress(s.docs_dir))
+    a = Assistant.open(s, progress=progress or ConsoleProgress(s.docs_dir), background=serving)
     report = a.last_build
     if report is not None and report.wrote:
         print(f"index updated: {report.summary()}", file=sys.stderr)
@@ -157,6 +141,11 @@ def _open(s: Settings, progress: Any = None):  # noqa: ANN202
             print(f"  skipped {sk.rel}: {sk.reason}", file=sys.stderr)
     for note in a.notices:
         print(f"note: {note}", file=sys.stderr)
+    dense, total = a.dense_status()
+    if dense < total and not a.notices and not serving:
+        pid, log = spawn_filler(s)
+        print(f"note: dense vectors: {dense:,} of {total:,}; the rest fill in behind (pid {pid}, log {log})",
+              file=sys.stderr)
     return a
 
 
@@ -241,7 +230,7 @@ def _serve(args: argparse.Namespace, s: Settings) -> int:
 
     t = time.perf_counter()
     check_port_free(s.host, s.port)  # at once, not after the model has loaded
-    a = _open(s)
+    a = _open(s, serving=True)
     print(f"index ready: {len(a.documents())} documents ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
     import threading
 

@@ -167,3 +167,65 @@ def test_vectors_of_another_backend_are_refused(progressive: Settings) -> None:
         Retriever.open(progressive, OtherBackend())
     report = build_index(progressive, embedder=OtherBackend())
     assert report.rebuilt and "backend" in report.reason
+
+
+def test_the_chat_and_healthz_say_how_far_the_vectors_are(progressive: Settings) -> None:
+    import httpx
+
+    from assistant.ui.app import _Handlers, launch
+
+    build_index(progressive, embedder=HashEmbedder(), wait=False)
+    a = Assistant.open(progressive, embedder=HashEmbedder(), background=False)
+    dense, total = a.dense_status()
+    h = _Handlers(a)
+    assert h.index_status() == (f"Index: 8 documents, {total:,} passages; dense vectors: 0 of {total:,} (paused; "
+                                "until then answers also use lexical search alone)")
+    demo = launch(a, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+    try:
+        health = httpx.get(f"{demo.local_url.rstrip('/')}/healthz", timeout=30).json()
+        assert (health["status"], health["chunks"], health["dense_vectors"], health["documents"]) == \
+            ("ok", total, 0, 8)
+        a.fill_in_background()
+        a._filler.join(timeout=60)
+        health = httpx.get(f"{demo.local_url.rstrip('/')}/healthz", timeout=30).json()
+        assert health["dense_vectors"] == total and not health["indexing"]
+    finally:
+        demo.close()
+    assert h.index_status() == f"Index: 8 documents, {total:,} passages"
+
+
+def test_stop_indexing_stops_the_background_fill(progressive: Settings) -> None:
+    from assistant.index import fill
+
+    class Slow(HashEmbedder):
+        def embed(self, texts, *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+            threading.Event().wait(0.05)
+            return super().embed(texts, batch_size=batch_size, progress=progress)
+
+    fill.EMBED_SLICE, old_slice = 4, fill.EMBED_SLICE
+    try:
+        a = Assistant.open(progressive, embedder=Slow())
+        a.cancel_indexing()
+        a._filler.join(timeout=60)
+    finally:
+        fill.EMBED_SLICE = old_slice
+    dense, total = a.dense_status()
+    assert dense < total and not a.indexing
+
+
+def test_console_progress_shows_rate_and_time_left() -> None:
+    import io
+
+    from assistant.progress import ConsoleProgress
+
+    p = ConsoleProgress(stream=io.StringIO())
+    assert p.line(0, 1000, now=100.0) == "embedding " + " " * 25 + " 0/1,000"
+    assert p.line(250, 1000, now=110.0) == "embedding ######" + " " * 19 + " 250/1,000  25.0 chunks/s  0:30 left"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

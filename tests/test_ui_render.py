@@ -235,6 +235,14 @@ class _FakeAssistant:
     def documents(self):
         return []
 
+    indexing = False
+
+    def dense_status(self):
+        return 3, 3
+
+    def cancel_indexing(self):
+        pass
+
     def add_documents(self, files, progress=None):
         from assistant.app import Saved, UploadReport
         from assistant.errors import DocumentError

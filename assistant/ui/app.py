@@ -77,6 +77,7 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
                     k = gr.Slider(1, min(settings.max_k, max(MAX_K, settings.k)), value=settings.k, step=1,
                                   label="Passages to retrieve (k)", elem_id="k", scale=2)
                 llm_line = gr.Markdown("LLM: checking…", elem_id="llm-status")
+                index_line = gr.Markdown(_md_text(h.index_status()), elem_id="index-status")
                 with gr.Accordion("Retrieved passages and scores (last answer)", open=False,
                                   elem_id="hits-acc"):
                     hits = gr.HTML(render.render_hits(()), elem_id="hits")
@@ -95,6 +96,9 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
                     to_remove = gr.Dropdown(label="Document to remove", choices=[], elem_id="remove-choice",
                                             scale=4)
                     remove = gr.Button("Remove from the index", variant="stop", elem_id="remove-doc", scale=1)
+                with gr.Row():
+                    docs_index_line = gr.Markdown(_md_text(h.index_status()), elem_id="docs-index-status")
+                    stop = gr.Button("Stop indexing", elem_id="stop-indexing", scale=0, size="sm")
                 doc_status = gr.HTML("", elem_id="doc-status", elem_classes=["status-box"])
 
         chat_inputs = [question, session, k, mode]
@@ -115,6 +119,11 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
         remove.click(h.remove, to_remove, [doc_status, *doc_outputs], **index_write)
         demo.load(h.documents_view, None, doc_outputs, api_visibility="private")
         demo.load(h.llm_view, None, [llm_line, mode], api_visibility="private")
+        # How far the dense vectors are, while they fill in behind a searchable index.
+        timer = gr.Timer(3.0)
+        timer.tick(h.index_view, None, [index_line, docs_index_line], api_visibility="private", queue=False,
+                   show_progress="hidden")
+        stop.click(h.stop_indexing, None, [docs_index_line], api_visibility="private", queue=False)
 
         gr.api(_typed(h.api_ask), api_name="ask", concurrency_id="chat", concurrency_limit=4)
         gr.api(_typed(h.api_search), api_name="search", concurrency_id="chat", concurrency_limit=4)
@@ -150,6 +159,7 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
     except BaseException:
         guard.close()
         raise
+    _add_health_route(demo, assistant)
     if not quiet:
         print(f"Web chat running on {demo.local_url}" + (" (login required)" if guard.auth else ""), flush=True)
     if block:
@@ -159,6 +169,22 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
         finally:
             demo.close()
     return demo
+
+
+def _add_health_route(demo: gr.Blocks, assistant: Assistant) -> None:
+    """GET /healthz: the live index (generation, documents, chunks, dense vectors) and the model, as JSON;
+    behind the login like everything else when one is set."""
+    from fastapi.responses import JSONResponse
+
+    def healthz() -> JSONResponse:
+        r = assistant.retriever
+        m = r.reader.manifest
+        dense, total = r.dense_status()
+        return JSONResponse({"status": "ok", "generation": r.reader.path.name, "documents": len(m.documents),
+                             "chunks": total, "dense_vectors": dense, "indexing": assistant.indexing,
+                             "model": m.model, "backend": m.backend or "torch"})
+
+    demo.app.add_api_route("/healthz", healthz, methods=["GET"])
 
 
 def serve(assistant: Assistant, host: str | None = None, port: int | None = None) -> None:
@@ -210,6 +236,24 @@ class _Handlers:
             return
         turns.append(Turn(question, answer.text, answer.citations))
         yield show(render.render_answer(answer, turn, retriever.document_text), render.render_hits(answer.hits))
+
+    def index_status(self) -> str:
+        dense, total = self.a.dense_status()
+        docs = len(self.a.documents())
+        line = f"Index: {docs:,} documents, {total:,} passages"
+        if dense < total:
+            state = "filling in" if self.a.indexing else "paused"
+            line += (f"; dense vectors: {dense:,} of {total:,} ({state}; until then answers also use lexical "
+                     "search alone)")
+        return line
+
+    def index_view(self) -> tuple[str, str]:
+        line = _md_text(self.index_status())
+        return line, line
+
+    def stop_indexing(self) -> str:
+        self.a.cancel_indexing()
+        return _md_text(self.index_status() + " — stopping; what was embedded is kept")
 
     def llm_view(self) -> tuple[str, Any]:
         status = self.a.llm_status()
