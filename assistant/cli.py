@@ -104,12 +104,26 @@ def _index(args: argparse.Namespace, s: Settings) -> int:
         print("\ninterrupted: what was embedded is kept; `assistant index` resumes from there", file=sys.stderr)
         return 130
     print(report.summary())
-    for sk in report.skipped:
-        print(f"  skipped {sk.rel}: {sk.reason}")
+    _print_skipped(report.skipped, sys.stdout)
     if report.pending and args.background:
         pid, log = spawn_filler(s)
         print(f"the index is searchable; {report.pending:,} dense vectors fill in behind (pid {pid}, log {log})")
     return 0
+
+
+def _print_skipped(skipped: Sequence[Any], out: Any) -> None:
+    """One line per file that could not be indexed; files of unsupported types (images, stylesheets) are
+    counted by type on one line, as a folder of manuals has hundreds."""
+    by_type: dict[str, int] = {}
+    for sk in skipped:
+        if sk.reason.startswith("unsupported type "):
+            kind = sk.reason.removeprefix("unsupported type ")
+            by_type[kind] = by_type.get(kind, 0) + 1
+        else:
+            print(f"  skipped {sk.rel}: {sk.reason}", file=out)
+    if by_type:
+        kinds = ", ".join(f"{k} ({n})" for k, n in sorted(by_type.items(), key=lambda kv: -kv[1]))
+        print(f"  skipped {sum(by_type.values())} files of unsupported types: {kinds}", file=out)
 
 
 def spawn_filler(s: Settings) -> tuple[int, Path]:
@@ -137,8 +151,7 @@ def _open(s: Settings, progress: Any = None, *, serving: bool = False):  # noqa:
     if report is not None and report.wrote:
         print(f"index updated: {report.summary()}", file=sys.stderr)
     if report is not None:
-        for sk in report.skipped:
-            print(f"  skipped {sk.rel}: {sk.reason}", file=sys.stderr)
+        _print_skipped(report.skipped, sys.stderr)
     for note in a.notices:
         print(f"note: {note}", file=sys.stderr)
     dense, total = a.dense_status()

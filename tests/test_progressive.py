@@ -229,3 +229,25 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_the_cache_is_pruned_with_the_index(tmp_path: Path) -> None:
+    from assistant.index.embcache import EmbeddingCache
+
+    s = Settings.load(env={}, docs_dir=_corpus(tmp_path / "docs"), index_dir=tmp_path / "index",
+                      chunk_tokens=32, chunk_overlap=4)
+    emb = HashEmbedder()
+    full = build_index(s, embedder=emb)
+
+    def cached() -> int:
+        cache = EmbeddingCache(s.index_dir, f"{emb.model_id}|torch|{emb.dimension}", emb.dimension)
+        try:
+            return len(cache)
+        finally:
+            cache.close()
+
+    assert cached() == full.chunks
+    for i in range(2, 8):
+        (s.docs_dir / f"doc{i}.md").unlink()
+    left = build_index(s, embedder=emb)
+    assert left.removed and cached() == left.chunks < full.chunks

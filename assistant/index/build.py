@@ -22,7 +22,8 @@ from ..records import Chunk, Document
 from ..settings import Settings
 from ..tokens import ENCODING
 from . import chunkdb, layout
-from .fill import add_cached, backend_of, embed_into, open_cache
+from .embcache import FILE
+from .fill import add_cached, backend_of, embed_into, open_cache, prune_cache
 from .manifest import FORMAT_VERSION, Manifest
 from .vectors import FaissStore, faiss_id
 
@@ -286,6 +287,12 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
     wanted.write(tmp / layout.MANIFEST)
     final = layout.publish(index_dir, tmp)
     layout.collect_garbage(index_dir, keep=final)
+    if pending == 0 and (index_dir / FILE).exists():
+        cache = open_cache(index_dir, emb, store.dimension)
+        try:
+            prune_cache(settings, cache, final, total)
+        finally:
+            cache.close()
     timings["write"] = time.perf_counter() - t
 
     ok_added = tuple(r for r in added if r in documents)

@@ -174,16 +174,19 @@ def fill_vectors_locked(settings: Settings, emb: Embedder, *, progress: Progress
         pending = state["manifest"].pending
         if pending == 0:
             with contextlib.suppress(Exception):
-                prune_cache(settings, cache, state["gen"])
+                prune_cache(settings, cache, state["gen"], state["manifest"].chunks)
     finally:
         cache.close()
     return FillReport(embedded, cached, pending, time.perf_counter() - t0)
 
 
-def prune_cache(settings: Settings, cache: EmbeddingCache, gen: os.PathLike[str] | str) -> int:
-    """Keep the cached vectors of the live index's texts (bounded by embed_cache_mb), drop the rest."""
+def prune_cache(settings: Settings, cache: EmbeddingCache, gen: os.PathLike[str] | str, chunks: int) -> int:
+    """Keep the cached vectors of the live index's texts (bounded by embed_cache_mb), drop the rest; only
+    when the cache has grown past the index by a quarter or past its bound, so small updates stay cheap."""
     from pathlib import Path
 
+    if len(cache) <= max(64, chunks * 5 // 4) and cache.path.stat().st_size <= settings.embed_cache_mb * 1024 * 1024:
+        return 0
     con = chunkdb.connect(Path(gen) / layout.CHUNKS)
     try:
         titles = chunkdb.titles(con)
@@ -191,6 +194,4 @@ def prune_cache(settings: Settings, cache: EmbeddingCache, gen: os.PathLike[str]
                            for c in chunkdb.iter_chunks(con)])
     finally:
         con.close()
-    if len(cache) <= len(keep) and cache.path.stat().st_size <= settings.embed_cache_mb * 1024 * 1024:
-        return 0
     return cache.prune(keep, settings.embed_cache_mb)
