@@ -150,8 +150,7 @@ def _open(s: Settings, progress: Any = None, *, serving: bool = False):  # noqa:
     report = a.last_build
     if report is not None and report.wrote:
         print(f"index updated: {report.summary()}", file=sys.stderr)
-    if report is not None:
-        _print_skipped(report.skipped, sys.stderr)
+        _print_skipped(report.skipped, sys.stderr)  # once, when they are news; `assistant index` lists them
     for note in a.notices:
         print(f"note: {note}", file=sys.stderr)
     dense, total = a.dense_status()
