@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from . import validate
-from .embed import Embedder, LazyEmbedder
+from .embed import Embedder, LazyEmbedder, embedder_for
 from .errors import DocumentError, EndpointError, IndexLockedError
 from .index import BuildReport, DocInfo, build_index
 from .index.build import Progress
@@ -66,7 +66,7 @@ class Assistant:
         vectors fill in, which a thread of this Assistant does when `background` (otherwise they wait for
         `fill_in_background()` or `assistant index`); `dense_status()` says how far it is."""
         settings = settings or Settings.load()
-        emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
+        emb = embedder if embedder is not None else embedder_for(settings)
         report, notices = None, ()
         if build:
             try:

@@ -20,6 +20,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-dir", type=Path, help="index folder (default: index/)")
     p.add_argument("--docs", dest="docs_dir", type=Path, help="documents folder (default: documents/)")
     p.add_argument("--model", help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--backend", choices=["torch", "openvino-int8", "openvino-fp32"],
+                   help="how the model runs (default: torch)")
     p.add_argument("--chunk-tokens", type=int, help="chunk size in tiktoken tokens")
     p.add_argument("--chunk-overlap", type=int, help="overlap between chunks in tiktoken tokens")
     p.add_argument("--verbose", action="store_true", default=None,
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_KEYS = ("docs_dir", "index_dir", "model", "chunk_tokens", "chunk_overlap", "k", "mode", "host", "port",
+_KEYS = ("docs_dir", "index_dir", "model", "backend", "chunk_tokens", "chunk_overlap", "k", "mode", "host", "port",
          "retrieval", "verbose")
 
 
@@ -134,7 +136,8 @@ def spawn_filler(s: Settings) -> tuple[int, Path]:
 
     log = s.index_dir / "index.log"
     cmd = [sys.executable, "-m", "assistant.cli", "index", str(s.docs_dir), "--index-dir", str(s.index_dir),
-           "--model", s.model, "--chunk-tokens", str(s.chunk_tokens), "--chunk-overlap", str(s.chunk_overlap)]
+           "--model", s.model, "--backend", s.backend, "--chunk-tokens", str(s.chunk_tokens),
+           "--chunk-overlap", str(s.chunk_overlap)]
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=os.environ.copy())

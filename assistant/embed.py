@@ -7,7 +7,8 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -148,25 +149,71 @@ def load_embedder(name: str = DEFAULT_MODEL, *, quiet: bool = True) -> Embedder:
 
 class LazyEmbedder:
     """An Embedder that loads the model the first time it is needed, so commands that end early (a
-    missing folder, nothing to embed, a busy index) never pay the model's load time."""
+    missing folder, nothing to embed, a busy index) never pay the model's load time. Counting tokens (what
+    chunking needs) uses the model's tokenizer alone. With an OpenVINO backend the model is exported into
+    `models_dir` on first use, int8 calibrated on the texts given to `prepare` (the corpus' own chunks)."""
 
-    backend = "torch"
-
-    def __init__(self, name: str = DEFAULT_MODEL, *, quiet: bool = True) -> None:
+    def __init__(self, name: str = DEFAULT_MODEL, *, quiet: bool = True, backend: str = "torch",
+                 models_dir: Path | None = None) -> None:
         self.model_id = name
+        self.backend = backend
         self._quiet = quiet
+        self._models_dir = models_dir
+        self._calibration: list[str] = []
         self._real: Embedder | None = None
+        self._counter: Any = None
+        self._max_tokens: int | None = None
         self._lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
         return self._real is not None
 
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Texts to calibrate an int8 export on, should one have to be made (the first ones given win)."""
+        if not self._calibration and self.backend == "openvino-int8":
+            self._calibration = list(texts)
+
     def real(self) -> Embedder:
         with self._lock:
             if self._real is None:
-                self._real = load_embedder(self.model_id, quiet=self._quiet)
+                self._real = self._load()
             return self._real
+
+    def _load(self) -> Embedder:
+        if self.backend == "torch":
+            return load_embedder(self.model_id, quiet=self._quiet)
+        from .backends.openvino import OpenVINOEmbedder, ensure_openvino, is_valid_export
+
+        if self._models_dir is None:
+            raise ModelNotFoundError(f"backend {self.backend}: needs a folder for the exported model")
+        folder = self._models_dir / self.backend
+        int8 = self.backend == "openvino-int8"
+        if int8 and not self._calibration and not is_valid_export(folder, self.model_id, backend=self.backend):
+            raise ModelNotFoundError(f"backend {self.backend}: the exported model in {folder} is missing; "
+                                     "rebuild the index: assistant index --rebuild")
+        ensure_openvino(self.model_id, folder, int8=int8, calibration_texts=self._calibration)
+        return OpenVINOEmbedder(folder, self.model_id)
+
+    def _light(self) -> tuple[Any, int] | None:
+        """The model's tokenizer and max_seq_length read from its folder, without loading the model."""
+        if self._counter is None:
+            import json
+            from pathlib import Path as _Path
+
+            try:
+                folder = _Path(resolve_model(self.model_id))
+                from tokenizers import Tokenizer
+
+                counter = Tokenizer.from_file(str(folder / "tokenizer.json"))
+                config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+                self._max_tokens = int(config["max_seq_length"])
+            except (OSError, ValueError, KeyError, ImportError, ModelNotFoundError):
+                return None
+            counter.no_truncation()
+            counter.no_padding()
+            self._counter = counter
+        return self._counter, int(self._max_tokens or 0)
 
     @property
     def dimension(self) -> int:  # type: ignore[override]
@@ -174,10 +221,22 @@ class LazyEmbedder:
 
     @property
     def max_tokens(self) -> int:  # type: ignore[override]
+        if self._real is None and (light := self._light()) is not None:
+            return light[1]
         return self.real().max_tokens
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         return self.real().embed(texts, batch_size=batch_size, progress=progress)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self._real is None and (light := self._light()) is not None:
+            if not texts:
+                return []
+            return [len(e.ids) for e in light[0].encode_batch(list(texts), add_special_tokens=True)]
         return self.real().count_tokens(texts)
+
+
+def embedder_for(settings: Any) -> LazyEmbedder:
+    """The embedder `settings` call for (model, backend), loaded when first needed."""
+    return LazyEmbedder(settings.model, quiet=not settings.verbose, backend=settings.backend,
+                        models_dir=settings.index_dir / "models")

@@ -12,6 +12,7 @@ from typing import Any
 from .errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+BACKENDS = ("torch", "openvino-int8", "openvino-fp32")
 
 
 def _f(default: Any, help: str) -> Any:
@@ -23,6 +24,8 @@ class Settings:
     docs_dir: Path = _f(Path("documents"), "Folder of documents to index.")
     index_dir: Path = _f(Path("index"), "Folder that holds the built index.")
     model: str = _f(DEFAULT_MODEL, "sentence-transformers model name or path; the default is bundled.")
+    backend: str = _f("torch", "How the model runs: torch (sentence-transformers), openvino-int8 (exported and "
+                               "quantized on the corpus' own chunks, kept in the index folder) or openvino-fp32.")
     chunk_tokens: int = _f(128, "Target chunk size in tiktoken (cl100k) tokens.")
     chunk_overlap: int = _f(24, "Tokens of context repeated between neighbouring chunks.")
     retrieval: str = _f("hybrid", "hybrid, dense or bm25.")
@@ -69,6 +72,8 @@ class Settings:
                 f"got {self.chunk_overlap}")
         if self.retrieval not in ("hybrid", "dense", "bm25"):
             raise ConfigError(f"retrieval: must be hybrid, dense or bm25, got {self.retrieval!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.mode not in ("extractive", "llm"):
             raise ConfigError(f"mode: must be extractive or llm, got {self.mode!r}")
         if self.progressive_min_chunks < 0:

@@ -71,7 +71,7 @@ class EvalResult:
 # --- index folders ----------------------------------------------------------------------------------
 
 def index_key(s: Settings) -> tuple[str, ...]:
-    return (str(Path(s.docs_dir).resolve()), s.model, str(s.chunk_tokens), str(s.chunk_overlap))
+    return (str(Path(s.docs_dir).resolve()), s.model, str(s.chunk_tokens), str(s.chunk_overlap), s.backend)
 
 
 def index_dir_for(settings: Settings, out_dir: Path, reference: Settings) -> Path:
@@ -94,10 +94,11 @@ def _open_real(settings: Settings, cache: dict[str, Any], say: Callable[[str], N
             last[0] = tenth
             say(f"  {stage} {done}/{total}")
 
-    a = Assistant.open(settings, embedder=cache.get(settings.model), progress=build_progress)
+    key = f"{settings.model}|{settings.backend}"
+    a = Assistant.open(settings, embedder=cache.get(key), progress=build_progress, background=False)
     retriever = getattr(a, "retriever", None)
-    if retriever is not None:
-        cache.setdefault(settings.model, retriever.embedder)
+    if retriever is not None and settings.backend == "torch":  # an exported model belongs to its index
+        cache.setdefault(key, retriever.embedder)
     return a
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..chunk import CHUNKER_VERSION, chunk_document, embedding_text
-from ..embed import Embedder, LazyEmbedder
+from ..embed import Embedder, LazyEmbedder, embedder_for
 from ..errors import DocumentError, IndexMismatchError
 from ..load import SUPPORTED_SUFFIXES, Skipped, SourceFile, load_file, scan_folder
 from ..records import Chunk, Document
@@ -115,7 +115,7 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
 
         model_id = embedder.model_id if embedder is not None else settings.model
         wanted = wanted_manifest(settings, model_id, backend=backend_of(embedder) if embedder is not None
-                                 else "torch")
+                                 else settings.backend)
         reason = ""
         if rebuild:
             reason = "--rebuild asked for"
@@ -150,7 +150,7 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
                                  timings=timings, pending=old.pending if old else 0)
             return _fill(settings, embedder, report, progress, cancel, t0) if wait and report.pending else report
 
-        emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
+        emb = embedder if embedder is not None else embedder_for(settings)
         tmp = layout.new_generation(index_dir)
         try:
             report = _write_generation(settings, emb, wanted, old, gen, tmp, full, by_rel, added, changed,
@@ -169,7 +169,7 @@ def _fill(settings: Settings, emb: Embedder | None, report: BuildReport, progres
           cancel: threading.Event | None, t0: float) -> BuildReport:
     from .fill import fill_vectors_locked
 
-    emb = emb if emb is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
+    emb = emb if emb is not None else embedder_for(settings)
     filled = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel)
     return replace(report, embedded=report.embedded + filled.embedded, pending=filled.pending,
                    seconds=time.perf_counter() - t0)
@@ -181,7 +181,7 @@ def fill_vectors(settings: Settings, embedder: Embedder | None = None, *, progre
     publishing generations as vectors fill in; `on_publish` is called after each. Returns a FillReport."""
     from .fill import fill_vectors_locked
 
-    emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
+    emb = embedder if embedder is not None else embedder_for(settings)
     with layout.writer_lock(settings.index_dir):
         return fill_vectors_locked(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
 
@@ -233,6 +233,11 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
 
     if progress:
         progress("reading", len(todo), len(todo), "")
+    all_chunks = [c for _, cs in loaded for c in cs]
+    texts = [embedding_text(doc, c) for doc, cs in loaded for c in cs]
+    prepare = getattr(emb, "prepare", None)
+    if prepare is not None and texts:
+        prepare(texts)  # an int8 export, if one must be made, is calibrated on these
     if store is None:
         store = FaissStore(emb.dimension)
     # Drop what is stale.
@@ -247,8 +252,6 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
     # pending, so the index is searchable (lexically, and densely where vectors exist) as soon as it is
     # written, and fill_vectors embeds it behind.
     t = time.perf_counter()
-    all_chunks = [c for _, cs in loaded for c in cs]
-    texts = [embedding_text(doc, c) for doc, cs in loaded for c in cs]
     ids = np.array([faiss_id(c.id) for c in all_chunks], dtype=np.int64)
     pending = 0
     if all_chunks:

@@ -146,6 +146,9 @@ def fill_vectors_locked(settings: Settings, emb: Embedder, *, progress: Progress
         ids, texts = missing(con, store)
     finally:
         con.close()
+    prepare = getattr(emb, "prepare", None)
+    if prepare is not None and texts:
+        prepare(texts)
     cache = open_cache(index_dir, emb, store.dimension)
     state = {"gen": gen, "manifest": manifest, "last": time.monotonic(), "published": len(store)}
 

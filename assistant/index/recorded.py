@@ -13,7 +13,7 @@ from . import layout
 from .manifest import Manifest
 
 # Settings an index is built with; the others (k, mode, ...) are the query's own business.
-RECORDED = ("docs_dir", "model", "chunk_tokens", "chunk_overlap")
+RECORDED = ("docs_dir", "model", "backend", "chunk_tokens", "chunk_overlap")
 
 
 def recorded_manifest(index_dir: Path) -> Manifest | None:
@@ -33,7 +33,7 @@ def settings_of_index(settings: Settings, explicit: Collection[str]) -> tuple[Se
     if manifest is None:
         return settings, []
     recorded = {"model": manifest.model, "chunk_tokens": manifest.chunk_tokens,
-                "chunk_overlap": manifest.chunk_overlap}
+                "chunk_overlap": manifest.chunk_overlap, "backend": manifest.backend or "torch"}
     folder = manifest.built_from(settings.index_dir)
     if folder is not None:
         recorded["docs_dir"] = folder

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import validate
-from ..embed import Embedder, LazyEmbedder
+from ..embed import Embedder, LazyEmbedder, embedder_for
 from ..errors import IndexMismatchError, InputError
 from ..index.build import wanted_manifest
 from ..index.reader import DocInfo, IndexReader, open_index
@@ -37,7 +37,7 @@ class Retriever:
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
         """Load the index in settings.index_dir, refusing one built with another model or chunk settings."""
         model_id = embedder.model_id if embedder is not None else settings.model
-        emb = embedder if embedder is not None else LazyEmbedder(settings.model, quiet=not settings.verbose)
+        emb = embedder if embedder is not None else embedder_for(settings)
         wanted = wanted_manifest(settings, model_id, backend=str(getattr(emb, "backend", "torch")))
         reader = open_index(settings.index_dir, wanted=wanted)
         return cls(reader, emb, settings)
