@@ -57,20 +57,21 @@ class Assistant:
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, embedder: Embedder | None = None, build: bool = True,
-             progress: Progress | None = None, background: bool = True) -> Assistant:
+             progress: Progress | None = None, background: bool = True, wait: bool = False) -> Assistant:
         """Load the index of settings.docs_dir (building or updating it first when `build`). The model is
         loaded once, and only after the folder and the index have been checked. When another process is
         writing the index, the live version is opened as it is (see `notices`).
 
         A large build is searchable as soon as its documents are chunked: lexically at once, densely as
         vectors fill in, which a thread of this Assistant does when `background` (otherwise they wait for
-        `fill_in_background()` or `assistant index`); `dense_status()` says how far it is."""
+        `fill_in_background()` or `assistant index`); `dense_status()` says how far it is. With `wait`, it
+        returns only once every vector is in, as `assistant index` does."""
         settings = settings or Settings.load()
         emb = embedder if embedder is not None else embedder_for(settings)
         report, notices = None, ()
         if build:
             try:
-                report = build_index(settings, embedder=emb, progress=progress, wait=False)
+                report = build_index(settings, embedder=emb, progress=progress, wait=wait)
             except IndexLockedError:
                 if current_generation(settings.index_dir) is None:
                     raise IndexLockedError(f"another process is building the index in {settings.index_dir}; "

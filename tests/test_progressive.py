@@ -251,3 +251,9 @@ def test_the_cache_is_pruned_with_the_index(tmp_path: Path) -> None:
         (s.docs_dir / f"doc{i}.md").unlink()
     left = build_index(s, embedder=emb)
     assert left.removed and cached() == left.chunks < full.chunks
+
+
+def test_open_with_wait_returns_a_complete_index(progressive: Settings) -> None:
+    a = Assistant.open(progressive, embedder=HashEmbedder(), wait=True)
+    dense, total = a.dense_status()
+    assert dense == total > 0 and not a.indexing

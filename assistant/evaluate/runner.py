@@ -95,7 +95,8 @@ def _open_real(settings: Settings, cache: dict[str, Any], say: Callable[[str], N
             say(f"  {stage} {done}/{total}")
 
     key = f"{settings.model}|{settings.backend}"
-    a = Assistant.open(settings, embedder=cache.get(key), progress=build_progress, background=False)
+    # Scores are of the complete index: the build waits for every vector.
+    a = Assistant.open(settings, embedder=cache.get(key), progress=build_progress, background=False, wait=True)
     retriever = getattr(a, "retriever", None)
     if retriever is not None and settings.backend == "torch":  # an exported model belongs to its index
         cache.setdefault(key, retriever.embedder)
