@@ -33,11 +33,11 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     model, and a test can assert that one was not loaded at all."""
     calls: list[str] = []
 
-    def fake(name: str = "", *, quiet: bool = True) -> HashEmbedder:
-        calls.append(name)
+    def fake(self: LazyEmbedder) -> HashEmbedder:
+        calls.append(self.model_id)
         return HashEmbedder()
 
-    monkeypatch.setattr("assistant.embed.load_embedder", fake)
+    monkeypatch.setattr(LazyEmbedder, "_load", fake)
     return calls
 
 
@@ -392,7 +392,7 @@ def test_library_noise_stays_off_the_console_unless_verbose(tmp_path: Path) -> N
 
     def run(*extra: str) -> str:
         cmd = [sys.executable, "-m", "assistant.cli", "search", "bakery", "--docs", str(docs), "--index-dir",
-               str(tmp_path / "idx")] + list(extra)
+               str(tmp_path / "idx"), "--backend", "torch"] + list(extra)
         env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}  # set by loads here
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                              env={**env, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
