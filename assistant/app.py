@@ -50,6 +50,8 @@ class Assistant:
         self.last_build: BuildReport | None = None  # what opening did to the index, for the caller to show
         self.notices: tuple[str, ...] = ()
         self.fill_error = ""
+        self.fill_progress: tuple[int, int, float] = (0, 0, 0.0)  # texts embedded, to embed, per second
+        self._fill_started: tuple[float, int] | None = None
         self._filler: threading.Thread | None = None
         self._fill_lock = threading.Lock()
         self._stop = threading.Event()  # stops the background fill (an update, a cancel)
@@ -112,11 +114,20 @@ class Assistant:
         from .index.build import fill_vectors
 
         try:
-            fill_vectors(self.settings, self._embedder, cancel=self._stop, on_publish=self._reload)
+            fill_vectors(self.settings, self._embedder, cancel=self._stop, on_publish=self._reload,
+                         progress=self._track)
         except IndexLockedError:
             pass  # another process is writing: it fills them in itself
         except Exception as e:  # noqa: BLE001  (a thread has nobody to raise to: keep it for the status)
             self.fill_error = f"{type(e).__name__}: {e}"
+
+    def _track(self, stage: str, done: int, total: int, item: str = "") -> None:
+        if stage == "embedding":
+            now = time.monotonic()
+            start = self._fill_started if self._fill_started and done else (now, done)
+            self._fill_started = start
+            rate = (done - start[1]) / (now - start[0]) if now > start[0] and done > start[1] else 0.0
+            self.fill_progress = (done, total, rate)
 
     def _reload(self) -> None:
         fresh = Retriever.open(self.settings, self._embedder)

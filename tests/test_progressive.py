@@ -257,3 +257,18 @@ def test_open_with_wait_returns_a_complete_index(progressive: Settings) -> None:
     a = Assistant.open(progressive, embedder=HashEmbedder(), wait=True)
     dense, total = a.dense_status()
     assert dense == total > 0 and not a.indexing
+
+
+def test_the_status_line_shows_rate_and_time_left_while_filling(progressive: Settings) -> None:
+    from assistant.ui.app import _Handlers
+
+    a = Assistant.open(progressive, embedder=HashEmbedder(), background=False)
+    a._track("embedding", 0, 400)
+    a._fill_started = (a._fill_started[0] - 10.0, 0)  # ten seconds ago
+    a._track("embedding", 100, 400)
+    done, todo, rate = a.fill_progress
+    assert (done, todo) == (100, 400) and 9.0 < rate < 10.5
+    a.fill_in_background = lambda: None  # keep it "filling" for the line below
+    a._filler = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)
+    a._filler.start()
+    assert "chunks/s, about 0:" in _Handlers(a).index_status()

@@ -243,6 +243,10 @@ class _Handlers:
         line = f"Index: {docs:,} documents, {total:,} passages"
         if dense < total:
             state = "filling in" if self.a.indexing else "paused"
+            done, todo, rate = getattr(self.a, "fill_progress", (0, 0, 0.0))
+            if self.a.indexing and rate > 0 and todo > done:
+                left = int((todo - done) / rate)
+                state += f", {rate:.1f} chunks/s, about {left // 60}:{left % 60:02d} left"
             line += (f"; dense vectors: {dense:,} of {total:,} ({state}; until then answers also use lexical "
                      "search alone)")
         return line
