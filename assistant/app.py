@@ -26,6 +26,7 @@ class Saved:
 
     name: str
     note: str = ""  # e.g. "saved as a-2.md: another a.md is already there"
+    duplicate: bool = False  # the same bytes were already in the folder: nothing was written
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,8 @@ class Assistant:
                 if (candidate.is_file() and candidate.stat().st_size == len(data)
                         and candidate.read_bytes() == data):
                     why = "" if n == 1 else f" as {candidate.name}"
-                    return Saved(candidate.name, f"{name}: already in the documents folder{why}; not saved again")
+                    return Saved(candidate.name, f"{name}: already in the documents folder{why}; not saved again",
+                                 duplicate=True)
                 try:
                     os.link(tmp, candidate)  # never replaces an existing file, even in a race
                 except FileExistsError:
@@ -267,7 +269,7 @@ class Assistant:
                 saved.append(self.add_document(filename, data))
             except DocumentError as e:
                 rejected.append(str(e))
-        new = {s.name for s in saved if "not saved again" not in s.note}
+        new = {s.name for s in saved if not s.duplicate}
         if not new:
             return UploadReport(tuple(saved), tuple(rejected))
         report = self.update_index(progress=progress)

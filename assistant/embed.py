@@ -199,10 +199,9 @@ class LazyEmbedder:
         """The model's tokenizer and max_seq_length read from its folder, without loading the model."""
         if self._counter is None:
             import json
-            from pathlib import Path as _Path
 
             try:
-                folder = _Path(resolve_model(self.model_id))
+                folder = Path(resolve_model(self.model_id))
                 from tokenizers import Tokenizer
 
                 counter = Tokenizer.from_file(str(folder / "tokenizer.json"))

@@ -23,7 +23,7 @@ from ..settings import Settings
 from ..tokens import ENCODING
 from . import chunkdb, layout
 from .embcache import FILE
-from .fill import add_cached, backend_of, embed_into, open_cache, prune_cache
+from .fill import add_cached, backend_of, embed_into, fill_vectors_locked, open_cache, prune_cache
 from .manifest import FORMAT_VERSION, Manifest
 from .vectors import FaissStore, faiss_id
 
@@ -167,8 +167,6 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
 
 def _fill(settings: Settings, emb: Embedder | None, report: BuildReport, progress: Progress | None,
           cancel: threading.Event | None, t0: float) -> BuildReport:
-    from .fill import fill_vectors_locked
-
     emb = emb if emb is not None else embedder_for(settings)
     filled = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel)
     return replace(report, embedded=report.embedded + filled.embedded, pending=filled.pending,
@@ -179,8 +177,6 @@ def fill_vectors(settings: Settings, embedder: Embedder | None = None, *, progre
                  cancel: threading.Event | None = None, on_publish: Callable[[], None] | None = None):  # noqa: ANN201
     """Embed the live index's chunks that have no dense vector yet (after build_index(wait=False)),
     publishing generations as vectors fill in; `on_publish` is called after each. Returns a FillReport."""
-    from .fill import fill_vectors_locked
-
     emb = embedder if embedder is not None else embedder_for(settings)
     with layout.writer_lock(settings.index_dir):
         return fill_vectors_locked(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)

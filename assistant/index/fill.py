@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -45,10 +46,8 @@ def backend_of(emb: Embedder) -> str:
     return str(getattr(emb, "backend", "torch"))
 
 
-def open_cache(index_dir: os.PathLike[str] | str, emb: Embedder, dimension: int) -> EmbeddingCache:
-    from pathlib import Path
-
-    return EmbeddingCache(Path(index_dir), f"{emb.model_id}|{backend_of(emb)}|{dimension}", dimension)
+def open_cache(index_dir: Path, emb: Embedder, dimension: int) -> EmbeddingCache:
+    return EmbeddingCache(index_dir, f"{emb.model_id}|{backend_of(emb)}|{dimension}", dimension)
 
 
 def add_cached(store: FaissStore, cache: EmbeddingCache, ids: np.ndarray, texts: Sequence[str]) -> list[int]:
@@ -104,13 +103,10 @@ def missing(con: object, store: FaissStore) -> tuple[np.ndarray, list[str]]:
     return np.array(ids, dtype=np.int64), texts
 
 
-def republish(index_dir: os.PathLike[str] | str, gen: os.PathLike[str] | str, store: FaissStore,
+def republish(index_dir: Path, gen: Path, store: FaissStore,
               manifest: Manifest) -> Manifest:
     """A new generation with the same chunks as `gen` (the SQLite file is hard-linked: generations are
     immutable) and the vectors of `store`; made live atomically."""
-    from pathlib import Path
-
-    index_dir, gen = Path(index_dir), Path(gen)
     tmp = layout.new_generation(index_dir)
     try:
         try:
@@ -183,14 +179,12 @@ def fill_vectors_locked(settings: Settings, emb: Embedder, *, progress: Progress
     return FillReport(embedded, cached, pending, time.perf_counter() - t0)
 
 
-def prune_cache(settings: Settings, cache: EmbeddingCache, gen: os.PathLike[str] | str, chunks: int) -> int:
+def prune_cache(settings: Settings, cache: EmbeddingCache, gen: Path, chunks: int) -> int:
     """Keep the cached vectors of the live index's texts (bounded by embed_cache_mb), drop the rest; only
     when the cache has grown past the index by a quarter or past its bound, so small updates stay cheap."""
-    from pathlib import Path
-
     if len(cache) <= max(64, chunks * 5 // 4) and cache.path.stat().st_size <= settings.embed_cache_mb * 1024 * 1024:
         return 0
-    con = chunkdb.connect(Path(gen) / layout.CHUNKS)
+    con = chunkdb.connect(gen / layout.CHUNKS)
     try:
         titles = chunkdb.titles(con)
         keep = cache.keys([embedding_text(Document(c.source, "", "", titles.get(c.source, "")), c)

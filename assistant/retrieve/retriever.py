@@ -115,16 +115,16 @@ class Retriever:
         chunks: tuple[Chunk, ...] = self.reader.chunks
         cands = [Candidate(chunks[row], score, dense.get(row), lexical.get(row)) for row, score in fused]
         if s.duplicate_threshold < 1.0 and cands:
-            head = cands[: 4 * k]  # where the k hits almost always come from; the rest is not checked
-            if not self.reader.complete:  # only chunks that have a vector can be compared
+            head, rest = cands[: 4 * k], cands[4 * k:]  # the k hits almost always come from the head
+            complete = self.reader.complete
+            if not complete:  # only chunks that have a vector can be compared; the others pass as they are
                 have = self._with_vectors()
+                rest = [c for c in head if faiss_id(c.chunk.id) not in have] + rest
                 head = [c for c in head if faiss_id(c.chunk.id) in have]
-                rest = [c for c in cands if faiss_id(c.chunk.id) not in have or c not in head]
-            else:
-                rest = cands[4 * k:]
             vecs = self.reader.store.vectors(np.array([faiss_id(c.chunk.id) for c in head], dtype=np.int64))
-            kept = drop_near_duplicates(head, vecs, s.duplicate_threshold)
-            cands = sorted(kept + rest, key=lambda c: -c.score) if not self.reader.complete else kept + rest
+            cands = drop_near_duplicates(head, vecs, s.duplicate_threshold) + rest
+            if not complete:
+                cands.sort(key=lambda c: -c.score)  # stable: fused order among equal scores
         hits = merge_overlapping(cands, self._texts, k)
         timings["fuse_ms"] = (time.perf_counter() - t) * 1000
         return hits, timings

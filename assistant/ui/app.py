@@ -296,7 +296,7 @@ class _Handlers:
             except AssistantError as e:
                 lines.append(("error", f"Indexing failed: {e}"))
             else:
-                added = [sv.name for sv in up.saved if "not saved again" not in sv.note]
+                added = [sv.name for sv in up.saved if not sv.duplicate]
                 if added and up.build is not None:
                     lines.append(("ok", f"Added {', '.join(added)}. {up.build.summary()}"))
                 lines += [("info", sv.note) for sv in up.saved if sv.note]
