@@ -39,9 +39,10 @@ def test_one_changed_file_reembeds_only_its_chunks(settings, hash_embedder) -> N
     report = build_index(settings, embedder=hash_embedder)
     assert report.changed == ("tiktok-shop-shifts-control-to-china.txt",)
     reader = open_index(settings.index_dir)
-    own = [c for c in reader.chunks if c.source == "tiktok-shop-shifts-control-to-china.txt"]
+    chunks = [c for c, _ in reader.iter_chunks()]
+    own = [c for c in chunks if c.source == "tiktok-shop-shifts-control-to-china.txt"]
     assert report.embedded == len(own)
-    assert len(reader.chunks) == report.chunks == len(reader.store)
+    assert len(chunks) == report.chunks == reader.manifest.dense_count
     assert any("Brazil." in c.text for c in own)
 
 
@@ -51,9 +52,10 @@ def test_deleted_file_chunks_are_removed(settings, hash_embedder) -> None:
     report = build_index(settings, embedder=hash_embedder)
     assert report.removed == ("tiktok-shop-shifts-control-to-china.txt",)
     reader = open_index(settings.index_dir)
-    assert {c.source for c in reader.chunks} == {"tiktok-hires-amazon-and-meta-veterans.txt"}
-    assert len(reader.store) == len(reader.chunks)
-    assert list(reader.manifest.documents) == ["tiktok-hires-amazon-and-meta-veterans.txt"]
+    chunks = [c for c, _ in reader.iter_chunks()]
+    assert {c.source for c in chunks} == {"tiktok-hires-amazon-and-meta-veterans.txt"}
+    assert reader.manifest.dense_count == len(chunks)
+    assert list(reader.documents) == ["tiktok-hires-amazon-and-meta-veterans.txt"]
 
 
 def test_manifest_records_the_build(settings, hash_embedder) -> None:
@@ -61,11 +63,13 @@ def test_manifest_records_the_build(settings, hash_embedder) -> None:
     gen = current_generation(settings.index_dir)
     m = json.loads((gen / "manifest.json").read_text())
     for key in ("format_version", "package_version", "model", "dimension", "max_seq_length", "chunk_tokens",
-                "chunk_overlap", "built_at", "documents"):
+                "chunk_overlap", "built_at", "documents", "segments"):
         assert key in m
-    doc = m["documents"]["tiktok-hires-amazon-and-meta-veterans.txt"]
+    assert m["documents"] == 2 and m["segments"][0]["rows"] == m["chunks"]
+    doc = open_index(settings.index_dir).document_hashes()["tiktok-hires-amazon-and-meta-veterans.txt"]
     assert len(doc["sha256"]) == 64 and doc["chunks"] > 0
-    assert not any(p.suffix in (".pkl", ".pickle") for p in gen.iterdir())
+    files = [*gen.iterdir(), *(settings.index_dir / "segments").rglob("*")]
+    assert not any(p.suffix in (".pkl", ".pickle") for p in files)
 
 
 def test_other_chunk_settings_are_refused_on_load_and_rebuild_on_build(settings, hash_embedder) -> None:
@@ -147,7 +151,9 @@ def test_killing_a_build_midway_leaves_the_previous_index_usable(settings, hash_
                              str(settings.index_dir)], cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
-        while not any(p.name.startswith(".tmp-gen-") for p in settings.index_dir.iterdir()):
+        segments = settings.index_dir / "segments"
+        first = {p.name for p in segments.iterdir()}
+        while not {p.name for p in segments.iterdir()} - first:  # its new segment is being written
             assert proc.poll() is None and time.monotonic() < deadline, "build never started"
             time.sleep(0.05)
         time.sleep(0.3)
@@ -159,20 +165,22 @@ def test_killing_a_build_midway_leaves_the_previous_index_usable(settings, hash_
     report = build_index(settings, embedder=hash_embedder)  # the next build cleans up and succeeds
     assert report.added == ("new.txt",)
     assert not any(p.name.startswith(".tmp-gen-") for p in settings.index_dir.iterdir())
+    assert len(list(segments.iterdir())) == 2  # the killed build's segment is gone
 
 
 def test_vectors_match_brute_force_cosine(settings, hash_embedder) -> None:
-    """FAISS dense search against a numpy reference over the same vectors."""
+    """Dense search against a numpy reference over the same vectors."""
     from assistant.chunk import embedding_text
 
     build_index(settings, embedder=hash_embedder)
     r = Retriever.open(settings, hash_embedder)
-    chunks = r.reader.chunks
+    chunks = [c for c, _ in r.reader.iter_chunks()]
     mat = hash_embedder.embed([embedding_text(r.reader.documents[c.source], c) for c in chunks])
     for q in ("Amazon veterans in Bellevue", "privacy and user data", "livestream shopping Douyin"):
         qv = hash_embedder.embed([q])
         ref = np.argsort(-(mat @ qv[0]), kind="stable")[:5]
-        scores, ids = r.reader.store.search(qv, 5)
-        got = [r.reader.row_of_id[int(i)] for i in ids[0]]
-        assert np.allclose(scores[0], (mat @ qv[0])[ref], atol=1e-5)
-        assert set(got) == set(ref.tolist()) or np.allclose(sorted(scores[0]), sorted((mat @ qv[0])[got]))
+        found = r.reader.dense(qv, 5)[0]
+        got_ids = [c.id for c in r.reader.chunks([key for key, _ in found]).values()]
+        scores = np.array([sc for _, sc in found])
+        assert np.allclose(scores, (mat @ qv[0])[ref], atol=1e-5)
+        assert set(got_ids) == {chunks[i].id for i in ref} or np.allclose(sorted(scores), sorted((mat @ qv[0])[ref]))

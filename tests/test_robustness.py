@@ -92,7 +92,7 @@ def test_query_commands_use_the_folder_and_settings_the_index_was_built_with(
     assert "rebuilt" not in err and "index updated" not in err
     assert sorted(p.name for p in index.iterdir()) == before  # nothing written
     manifest = open_index(index).manifest
-    assert (manifest.chunk_tokens, manifest.chunk_overlap, list(manifest.documents)) == (64, 8, ["bakery.txt"])
+    assert (manifest.chunk_tokens, manifest.chunk_overlap, list(open_index(index).documents)) == (64, 8, ["bakery.txt"])
 
     assert main(["ask", "When does the bakery close?", "--index-dir", str(index)]) == 0
     assert "Tuesday" in capsys.readouterr().out
@@ -109,13 +109,13 @@ def test_a_query_command_refuses_another_folder_and_says_what_to_run(
     assert main(["search", "quokka", "--docs", str(other), "--index-dir", str(index)]) == 1
     err = capsys.readouterr().err
     assert f"was built from {mine}" in err and f"assistant index {other} --index-dir {index}" in err
-    assert list(open_index(index).manifest.documents) == ["bakery.txt"]  # untouched
+    assert list(open_index(index).documents) == ["bakery.txt"]  # untouched
 
     # The index command is the explicit way, and it says what it did.
     assert main(["index", str(other), "--index-dir", str(index)]) == 0
     out = capsys.readouterr().out
     assert "rebuilt everything (documents folder changed" in out
-    assert list(open_index(index).manifest.documents) == ["other.txt"]
+    assert list(open_index(index).documents) == ["other.txt"]
 
 
 def test_other_explicit_chunk_settings_rebuild_with_a_printed_reason(
@@ -136,7 +136,7 @@ def test_the_python_api_refuses_an_index_of_another_folder(tmp_path: Path) -> No
     other = _docs(tmp_path / "other", "other.txt", "Quokkas live on Rottnest Island near Perth.\n")
     with pytest.raises(IndexMismatchError, match="was built from"):
         Assistant.open(settings.replace(docs_dir=other), embedder=HashEmbedder())
-    assert list(open_index(settings.index_dir).manifest.documents) == ["bakery.txt"]
+    assert list(open_index(settings.index_dir).documents) == ["bakery.txt"]
 
 
 # --- 3. big files: a bound and progress (linearity: tests/test_chunk_linear.py) ------------------------------
@@ -310,11 +310,15 @@ def test_stale_generations_are_cleaned_on_open_and_on_build(tmp_path: Path) -> N
     for name in ("gen-20200101-000000-1-1", ".tmp-gen-20200101-000000-1-2"):  # a build killed after its swap
         (settings.index_dir / name).mkdir()
         (settings.index_dir / name / "vectors.faiss").write_bytes(b"old")
+    segments = settings.index_dir / "segments"
+    live_segments = sorted(p.name for p in segments.iterdir())
+    (segments / "seg-20200101-000000-1-1").mkdir()  # a segment no generation names (a killed build's)
     open_index(settings.index_dir)
-    assert sorted(p.name for p in settings.index_dir.iterdir() if p.is_dir()) == [live.name]
+    assert sorted(p.name for p in settings.index_dir.iterdir() if p.is_dir()) == [live.name, "segments"]
+    assert sorted(p.name for p in segments.iterdir()) == live_segments
     (settings.index_dir / "gen-20200101-000000-1-3").mkdir()
     build_index(settings, embedder=HashEmbedder())  # nothing to do, but cleans up
-    assert sorted(p.name for p in settings.index_dir.iterdir() if p.is_dir()) == [live.name]
+    assert sorted(p.name for p in settings.index_dir.iterdir() if p.is_dir()) == [live.name, "segments"]
 
 
 def test_remove_document_removes_only_indexed_documents(bakery: Assistant) -> None:

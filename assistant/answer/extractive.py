@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..index.terms import tokenize
 from ..records import Answer, Citation, Document, Hit, Turn
-from ..retrieve.lexical import tokenize
 from ..sentences import paragraph_spans, sentence_spans
 from .prompts import ABSTAIN_TEXT
 from .question import analyze, has_type

@@ -18,16 +18,20 @@ from ..chunk import CHUNKER_VERSION, chunk_document, embedding_text
 from ..embed import Embedder, LazyEmbedder, embedder_for
 from ..errors import DocumentError, IndexMismatchError
 from ..load import SUPPORTED_SUFFIXES, Skipped, SourceFile, load_file, scan_folder
-from ..records import Chunk, Document
+from ..records import Document
 from ..settings import Settings
 from ..tokens import ENCODING
-from . import chunkdb, layout
+from . import layout
+from .commit import publish_manifest, tag
 from .embcache import FILE
-from .fill import add_cached, backend_of, embed_into, fill_vectors_locked, open_cache, prune_cache
+from .fill import PartBuffer, backend_of, cached, embed_texts, fill_vectors_locked, open_cache, prune_cache
 from .manifest import FORMAT_VERSION, Manifest
-from .vectors import FaissStore, faiss_id
+from .merge import maintain
+from .reader import IndexReader, _open_generation, open_index
+from .segment import SegmentMeta, SegmentWriter, save_array
 
 Progress = Callable[[str, int, int, str], None]  # (stage, done, total, item: a file being read, a rate)
+SEGMENT_ROWS = 250_000  # chunks per segment a build writes: bounds the memory of a build
 
 
 @dataclass(frozen=True)
@@ -126,51 +130,81 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
         elif old.build_key() != wanted.build_key():
             reason = "settings changed: " + "; ".join(old.differences(wanted))
         full = bool(reason) or old is None
-        old_docs = {} if full or old is None else old.documents
-        # Files that failed before and have not changed since are skipped again without being parsed (a
-        # bad PDF would print the parser's complaints and load the model on every run otherwise).
-        memo = {} if full or old is None else old.skipped
-        failed_before = {r: memo[r]["reason"] for r in by_rel if r in memo and memo[r]["sha256"] == by_rel[r].sha256}
-        skipped = sorted([*skipped, *(Skipped(r, why) for r, why in failed_before.items())], key=lambda sk: sk.rel)
-        todo_rel = [r for r in by_rel if r not in failed_before]
-
-        unchanged = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] == by_rel[r].sha256)
-        changed = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] != by_rel[r].sha256)
-        added = tuple(r for r in todo_rel if r not in old_docs)
-        # A file that is still there but can no longer be read keeps its indexed version: nothing is lost.
-        unreadable = {sk.rel for sk in skipped if sk.rel in old_docs and sk.rel not in failed_before}
-        skipped = [Skipped(sk.rel, sk.reason + "; kept the previous version") if sk.rel in unreadable else sk
-                   for sk in skipped]
-        unchanged += tuple(sorted(unreadable | {r for r in failed_before if r in old_docs}))
-        removed = tuple(r for r in old_docs if r not in by_rel and r not in unreadable)
-
-        if not full and not changed and not added and not removed:
-            report = BuildReport(index_dir, unchanged=unchanged, skipped=tuple(skipped),
-                                 chunks=old.chunks if old else 0, seconds=time.perf_counter() - t0,
-                                 timings=timings, pending=old.pending if old else 0)
-            return _fill(settings, embedder, report, progress, cancel, t0) if wait and report.pending else report
-
-        emb = embedder if embedder is not None else embedder_for(settings)
-        tmp = layout.new_generation(index_dir)
+        old_reader = None
+        if not full and gen is not None:
+            try:
+                old_reader = _open_generation(index_dir, gen, None)
+            except IndexMismatchError as e:  # segment files lost: start again rather than fail every build
+                full, reason = True, f"index unreadable ({e})"
         try:
-            report = _write_generation(settings, emb, wanted, old, gen, tmp, full, by_rel, added, changed,
-                                       removed, unchanged, skipped, timings, progress, t0, cancel)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if reason:
-            report = replace(report, rebuilt=bool(old is not None or rebuild), reason=reason)
+            return _update(settings, embedder, progress, cancel, wait, t0, old, old_reader, full, reason,
+                           rebuild, by_rel, skipped, timings)
+        finally:
+            if old_reader is not None:
+                old_reader.close()
+
+
+def _update(settings: Settings, embedder: Embedder | None, progress: Progress | None,
+            cancel: threading.Event | None, wait: bool, t0: float, old: Manifest | None,
+            old_reader: IndexReader | None, full: bool, reason: str, rebuild: bool,
+            by_rel: dict[str, SourceFile], skipped: list[Skipped], timings: dict[str, float]) -> BuildReport:
+    index_dir = settings.index_dir
+    old_docs = old_reader.document_hashes() if old_reader is not None else {}
+    # Files that failed before and have not changed since are skipped again without being parsed (a
+    # bad PDF would print the parser's complaints and load the model on every run otherwise).
+    memo = {} if full or old is None else old.skipped
+    failed_before = {r: memo[r]["reason"] for r in by_rel if r in memo and memo[r]["sha256"] == by_rel[r].sha256}
+    skipped = sorted([*skipped, *(Skipped(r, why) for r, why in failed_before.items())], key=lambda sk: sk.rel)
+    todo_rel = [r for r in by_rel if r not in failed_before]
+
+    unchanged = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] == by_rel[r].sha256)
+    changed = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] != by_rel[r].sha256)
+    added = tuple(r for r in todo_rel if r not in old_docs)
+    # A file that is still there but can no longer be read keeps its indexed version: nothing is lost.
+    unreadable = {sk.rel for sk in skipped if sk.rel in old_docs and sk.rel not in failed_before}
+    skipped = [Skipped(sk.rel, sk.reason + "; kept the previous version") if sk.rel in unreadable else sk
+               for sk in skipped]
+    unchanged += tuple(sorted(unreadable | {r for r in failed_before if r in old_docs}))
+    removed = tuple(r for r in old_docs if r not in by_rel and r not in unreadable)
+
+    if not full and not changed and not added and not removed:
+        report = BuildReport(index_dir, unchanged=unchanged, skipped=tuple(skipped),
+                             chunks=old.chunks if old else 0, seconds=time.perf_counter() - t0,
+                             timings=timings, pending=old.pending if old else 0)
         if wait and report.pending:
-            report = _fill(settings, emb, report, progress, cancel, t0)
+            return _fill(settings, embedder, report, progress, cancel, t0)
+        _maintain(settings, embedder, report)
         return report
+
+    emb = embedder if embedder is not None else embedder_for(settings)
+    model_id = emb.model_id
+    wanted = wanted_manifest(settings, model_id, backend=backend_of(emb))
+    report = _write_generation(settings, emb, wanted, old, old_reader, full, by_rel, added, changed,
+                               removed, unchanged, skipped, timings, progress, t0, cancel)
+    if reason:
+        report = replace(report, rebuilt=bool(old is not None or rebuild), reason=reason)
+    if wait and report.pending:
+        return _fill(settings, emb, report, progress, cancel, t0)
+    _maintain(settings, emb, report)
+    return report
+
+
+def _maintain(settings: Settings, emb: Embedder | None, report: BuildReport) -> None:
+    """Merges and ANN indexes, once every vector is in (the caller holds the writer lock)."""
+    if report.pending == 0 and not (report.timings or {}).get("cancelled"):
+        t = time.perf_counter()
+        maintain(settings)
+        report.timings["maintain"] = time.perf_counter() - t
 
 
 def _fill(settings: Settings, emb: Embedder | None, report: BuildReport, progress: Progress | None,
           cancel: threading.Event | None, t0: float) -> BuildReport:
     emb = emb if emb is not None else embedder_for(settings)
     filled = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel)
-    return replace(report, embedded=report.embedded + filled.embedded, pending=filled.pending,
-                   seconds=time.perf_counter() - t0)
+    report = replace(report, embedded=report.embedded + filled.embedded, pending=filled.pending,
+                     seconds=time.perf_counter() - t0)
+    _maintain(settings, emb, report)
+    return report
 
 
 def fill_vectors(settings: Settings, embedder: Embedder | None = None, *, progress: Progress | None = None,
@@ -179,7 +213,12 @@ def fill_vectors(settings: Settings, embedder: Embedder | None = None, *, progre
     publishing generations as vectors fill in; `on_publish` is called after each. Returns a FillReport."""
     emb = embedder if embedder is not None else embedder_for(settings)
     with layout.writer_lock(settings.index_dir):
-        return fill_vectors_locked(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
+        report = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
+        if report.pending == 0 and not (cancel is not None and cancel.is_set()):
+            maintain(settings)
+            if on_publish is not None:
+                on_publish()
+        return report
 
 
 def _skipped_line(skipped: list[Skipped], most: int = 3) -> str:
@@ -188,114 +227,168 @@ def _skipped_line(skipped: list[Skipped], most: int = 3) -> str:
 
 
 def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: Manifest | None,
-                      gen: Path | None, tmp: Path, full: bool, by_rel: dict[str, SourceFile],
+                      old_reader: IndexReader | None, full: bool, by_rel: dict[str, SourceFile],
                       added: tuple[str, ...], changed: tuple[str, ...], removed: tuple[str, ...],
                       unchanged: tuple[str, ...], skipped: list[Skipped], timings: dict[str, float],
                       progress: Progress | None, t0: float, cancel: threading.Event | None = None
                       ) -> BuildReport:
+    """Write the new and changed documents as new segments, mark the stale ones deleted in theirs, and
+    publish a generation naming the result. Nothing already on disk is rewritten."""
     index_dir = settings.index_dir
-    if not full and gen is not None and old is not None:
-        shutil.copyfile(gen / layout.CHUNKS, tmp / layout.CHUNKS)
-        store = FaissStore.load(gen / layout.VECTORS)
-        documents = dict(old.documents)
-    else:
-        store = None  # created once the model is loaded: its dimension is not known before
-        documents = {}
-    con = chunkdb.connect(tmp / layout.CHUNKS)
-    con.execute("BEGIN")
+    keep_old = not full and old is not None and old_reader is not None
+    metas = old.segment_metas() if keep_old else []  # type: ignore[union-attr]
+    old_docs = old_reader.document_hashes() if keep_old else {}  # type: ignore[union-attr]
+    now = _now()
 
-    # Load and chunk the new and changed documents; a document that fails is skipped (a changed one keeps
-    # its previous version, so nothing is lost).
+    # Load and chunk the new and changed documents into new segments; a document that fails is skipped (a
+    # changed one keeps its previous version, so nothing is lost).
     t = time.perf_counter()
     todo = [*added, *changed]
-    loaded: list[tuple[Document, list[Chunk]]] = []
     kept: list[str] = []
-    for i, rel in enumerate(todo):
+    written: dict[str, str] = {}  # rel -> sha256 of what went in
+    new: list[tuple[SegmentMeta, list[int], list[str]]] = []  # (meta, rows, embedding texts) per new segment
+    writer: SegmentWriter | None = None
+    rows: list[int] = []
+    texts: list[str] = []
+    folders: list[Path] = []
+    try:
+        for i, rel in enumerate(todo):
+            if progress:
+                progress("reading", i, len(todo), rel)
+            try:
+                doc = load_file(by_rel[rel])
+                chunks = chunk_document(doc, tokens=settings.chunk_tokens, overlap=settings.chunk_overlap,
+                                        max_model_tokens=emb.max_tokens, count_model=emb.count_tokens)
+                if not chunks:
+                    raise DocumentError(rel, "no text to index")
+            except DocumentError as e:
+                skipped.append(Skipped(rel, e.reason + ("; kept the previous version" if rel in changed else "")))
+                if rel in changed:
+                    kept.append(rel)
+                continue
+            if writer is not None and writer.rows >= SEGMENT_ROWS:
+                new.append((writer.finish(), rows, texts))
+                writer, rows, texts = None, [], []
+            if writer is None:
+                folders.append(layout.new_segment(index_dir))
+                writer = SegmentWriter(folders[-1])
+            rows += list(writer.add(doc, chunks, now))
+            texts += [embedding_text(doc, c) for c in chunks]
+            written[rel] = doc.sha256
+        if writer is not None:
+            new.append((writer.finish(), rows, texts))
+            writer = None
+        timings["load+chunk"] = time.perf_counter() - t
         if progress:
-            progress("reading", i, len(todo), rel)
-        try:
-            doc = load_file(by_rel[rel])
-            chunks = chunk_document(doc, tokens=settings.chunk_tokens, overlap=settings.chunk_overlap,
-                                    max_model_tokens=emb.max_tokens, count_model=emb.count_tokens)
-            if not chunks:
-                raise DocumentError(rel, "no text to index")
-        except DocumentError as e:
-            skipped.append(Skipped(rel, e.reason + ("; kept the previous version" if rel in changed else "")))
-            if rel in changed:
-                kept.append(rel)
-            continue
-        loaded.append((doc, chunks))
-    timings["load+chunk"] = time.perf_counter() - t
+            progress("reading", len(todo), len(todo), "")
 
-    if progress:
-        progress("reading", len(todo), len(todo), "")
-    all_chunks = [c for _, cs in loaded for c in cs]
-    texts = [embedding_text(doc, c) for doc, cs in loaded for c in cs]
-    prepare = getattr(emb, "prepare", None)
-    if prepare is not None and texts:
-        prepare(texts)  # an int8 export, if one must be made, is calibrated on these
-    if store is None:
-        store = FaissStore(emb.dimension)
-    # Drop what is stale.
-    stale = [r for r in (*changed, *removed) if r not in kept]
-    store.remove(np.array([faiss_id(c) for c in chunkdb.chunk_ids_of(con, stale)], dtype=np.int64))
-    chunkdb.delete_documents(con, stale)
-    for r in stale:
-        documents.pop(r, None)
+        # Stale rows (changed and removed documents) are deleted in their segments: a new deletion file
+        # for each segment touched, the segment itself unchanged.
+        stale = [r for r in (*changed, *removed) if r not in kept and r in old_docs]
+        if stale and old_reader is not None:
+            _delete(old_reader, metas, stale, old_docs)
 
-    # Vectors: what the embedding cache knows (a killed build's work, text repeated across pages, text a
-    # settings change left as it was) goes in at once. A small rest is embedded now; a large one is left
-    # pending, so the index is searchable (lexically, and densely where vectors exist) as soon as it is
-    # written, and fill_vectors embeds it behind.
-    t = time.perf_counter()
-    ids = np.array([faiss_id(c.id) for c in all_chunks], dtype=np.int64)
-    pending = 0
-    if all_chunks:
-        cache = open_cache(index_dir, emb, store.dimension)
-        todo = add_cached(store, cache, ids, texts)
-        if len(todo) <= settings.progressive_min_chunks:
-            embed_into(store, cache, emb, ids[todo], [texts[i] for i in todo], progress, cancel)
-        else:
-            pending = len(todo)
-        cache.close()
-    timings["embed"] = time.perf_counter() - t
+        # Vectors: what the embedding cache knows (a killed build's work, text repeated across pages, text a
+        # settings change left as it was) goes in at once. A small rest is embedded now; a large one is
+        # left pending, so the index is searchable (lexically, and densely where vectors exist) as soon as
+        # it is written, and fill_vectors embeds it behind.
+        t = time.perf_counter()
+        all_texts = [tx for _, _, txs in new for tx in txs]
+        prepare = getattr(emb, "prepare", None)
+        if prepare is not None and all_texts:
+            prepare(all_texts)  # an int8 export, if one must be made, is calibrated on these
+        dimension = old.dimension if keep_old and old is not None and old.dimension else (
+            emb.dimension if new or not old else old.dimension)
+        first_new = len(metas)
+        metas += [m for m, _, _ in new]
+        pending = embedded = 0
+        if new:
+            buffer = PartBuffer(index_dir / layout.SEGMENTS, metas)
+            cache = open_cache(index_dir, emb, dimension)
+            try:
+                todo_at: list[tuple[int, int]] = []
+                todo_texts: list[str] = []
+                for j, (_, seg_rows, seg_texts) in enumerate(new):
+                    have, vecs, missing = cached(cache, seg_texts)
+                    buffer.add(first_new + j, np.array([seg_rows[i] for i in have]), vecs)
+                    todo_at += [(first_new + j, seg_rows[i]) for i in missing]
+                    todo_texts += [seg_texts[i] for i in missing]
+                if len(todo_texts) <= settings.progressive_min_chunks:
+                    def take(pos: list[int], vecs: np.ndarray) -> None:
+                        for p, v in zip(pos, vecs, strict=True):
+                            buffer.add(todo_at[p][0], np.array([todo_at[p][1]]), v[None, :])
 
-    t = time.perf_counter()
-    now = _now()
-    for doc, cs in loaded:
-        chunkdb.insert_document(con, doc, cs, now)
-        documents[doc.path] = {"sha256": doc.sha256, "chunks": len(cs), "indexed_at": now}
-    con.execute("COMMIT")
-    total = chunkdb.count_chunks(con)
-    con.close()
-    store.save(tmp / layout.VECTORS)
-    # An update that embedded nothing need not load the model: the old index knows its sequence length.
-    lazy_unloaded = isinstance(emb, LazyEmbedder) and not emb.loaded
-    max_seq = old.max_seq_length if old is not None and not full and lazy_unloaded else emb.max_tokens
-    wanted = replace(wanted, dimension=store.dimension, max_seq_length=max_seq)
-    wanted.documents = dict(sorted(documents.items()))
-    wanted.skipped = {sk.rel: {"sha256": by_rel[sk.rel].sha256, "reason": sk.reason} for sk in skipped
-                      if sk.rel in by_rel and documents.get(sk.rel, {}).get("sha256") != by_rel[sk.rel].sha256}
-    docs_dir = settings.docs_dir.resolve()
-    wanted.docs_dir = str(docs_dir)
-    wanted.docs_dir_from_index = os.path.relpath(docs_dir, index_dir.resolve())
-    wanted.chunks = total
-    wanted.vectors = len(store)
-    wanted.built_at = now
-    wanted.build_seconds = round(time.perf_counter() - t0, 3)
-    wanted.write(tmp / layout.MANIFEST)
-    final = layout.publish(index_dir, tmp)
-    layout.collect_garbage(index_dir, keep=final)
+                    embedded = embed_texts(cache, emb, todo_texts, take, progress, cancel)
+                    pending = len(todo_texts) - embedded
+                else:
+                    pending = len(todo_texts)
+                buffer.flush()
+            finally:
+                cache.close()
+            embedded = len(all_texts) - pending
+        timings["embed"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        lazy_unloaded = isinstance(emb, LazyEmbedder) and not emb.loaded
+        max_seq = old.max_seq_length if old is not None and keep_old and lazy_unloaded else emb.max_tokens
+        fresh = replace(wanted, dimension=dimension, max_seq_length=max_seq,
+                        ann_threshold=settings.ann_threshold, ann_nprobe=settings.ann_nprobe).with_segments(metas)
+        live_sha = {r: v["sha256"] for r, v in old_docs.items() if r not in stale} | written
+        fresh.skipped = {sk.rel: {"sha256": by_rel[sk.rel].sha256, "reason": sk.reason} for sk in skipped
+                         if sk.rel in by_rel and live_sha.get(sk.rel) != by_rel[sk.rel].sha256}
+        docs_dir = settings.docs_dir.resolve()
+        fresh.docs_dir = str(docs_dir)
+        fresh.docs_dir_from_index = os.path.relpath(docs_dir, index_dir.resolve())
+        fresh.built_at = now
+        fresh.build_seconds = round(time.perf_counter() - t0, 3)
+        publish_manifest(index_dir, fresh)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        for f in folders:  # segments of this build that no generation names
+            shutil.rmtree(f, ignore_errors=True)
+        raise
     if pending == 0 and (index_dir / FILE).exists():
-        cache = open_cache(index_dir, emb, store.dimension)
-        try:
-            prune_cache(settings, cache, final, total)
-        finally:
-            cache.close()
+        _prune(settings, emb, index_dir, fresh)
     timings["write"] = time.perf_counter() - t
 
-    ok_added = tuple(r for r in added if r in documents)
-    ok_changed = tuple(r for r in changed if r in documents and r not in kept)
+    ok_added = tuple(r for r in added if r in written)
+    ok_changed = tuple(r for r in changed if r in written)
     return BuildReport(index_dir, ok_added, ok_changed, (*unchanged, *kept), removed, tuple(skipped),
-                       total, len(all_chunks) - pending, time.perf_counter() - t0, timings=timings,
-                       pending=pending)
+                       fresh.chunks, embedded, time.perf_counter() - t0, timings=timings, pending=pending)
+
+
+def _delete(reader: IndexReader, metas: list[SegmentMeta], stale: list[str], old_docs: dict[str, dict]) -> None:
+    """Mark the rows of the `stale` documents deleted: one new deletion file per segment touched."""
+    by_seg: dict[int, list[range]] = {}
+    for rel in stale:
+        si = old_docs[rel]["segment"]
+        rows = reader.segments[si].document_rows(rel)
+        if rows is not None:
+            by_seg.setdefault(si, []).append(rows)
+    for si, ranges in by_seg.items():
+        seg, meta = reader.segments[si], metas[si]
+        gone = np.concatenate([np.arange(r.start, r.stop, dtype=np.int32) for r in ranges])
+        deleted = np.union1d(seg.deleted_rows(), gone).astype(np.int32)
+        name = f"deleted-{tag()}.npy"
+        save_array(seg.folder / name, deleted)
+        meta.deleted = name
+        meta.deleted_rows = len(deleted)
+        meta.deleted_length += float(np.asarray(seg.doclen())[gone].astype(np.float64).sum())
+        meta.deleted_vectors += int(seg.has_vector()[gone].sum()) if seg.parts else 0
+        meta.deleted_docs += len(ranges)
+
+
+def _prune(settings: Settings, emb: Embedder, index_dir: Path, manifest: Manifest) -> None:
+    cache = open_cache(index_dir, emb, manifest.dimension)
+    try:
+        def texts() -> list[str]:
+            reader = open_index(index_dir)
+            try:
+                return [embedding_text(Document(c.source, "", "", title), c) for c, title in reader.iter_chunks()]
+            finally:
+                reader.close()
+
+        prune_cache(settings, cache, manifest.chunks, texts)
+    finally:
+        cache.close()

@@ -1,21 +1,19 @@
 """Dense vectors filled in behind a searchable index.
 
-A build writes its chunks first, with the vectors the embedding cache already has; the rest are embedded
-here in slices, each slice stored in the cache at once (so a killed build loses at most one slice), and a
-new generation with more vectors is published every `publish_every` seconds and at the end. Every
-generation is complete as a lexical index and valid as a partial dense one: readers never see a
-half-written file. Cancelling (an Event, or Ctrl-C) stops at a slice boundary and publishes what is done.
+A build writes its segments first, with the vectors the embedding cache already has; the rest are
+embedded here in slices, each slice stored in the cache at once (so a killed build loses at most one
+slice), and every `publish_every` seconds (and at the end) the new vectors are written as a new part of
+their segments and a generation naming them is published. Only the new vectors are written: the cost
+of a publish is what it adds. Every generation is complete as a lexical index and valid as a partial
+dense one. Cancelling (an Event, or Ctrl-C) stops at a slice boundary and publishes what is done.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +22,12 @@ from ..chunk import embedding_text
 from ..embed import Embedder
 from ..records import Document
 from ..settings import Settings
-from . import chunkdb, layout
+from . import layout
+from .commit import publish_manifest, tag
 from .embcache import EmbeddingCache
 from .manifest import Manifest
-from .vectors import FaissStore, faiss_id
+from .reader import _open_generation
+from .segment import SegmentMeta, write_part
 
 Progress = Callable[[str, int, int, str], None]
 EMBED_SLICE = 256  # texts per embed call: the unit of progress, of cancelling and of what a kill can lose
@@ -50,22 +50,21 @@ def open_cache(index_dir: Path, emb: Embedder, dimension: int) -> EmbeddingCache
     return EmbeddingCache(index_dir, f"{emb.model_id}|{backend_of(emb)}|{dimension}", dimension)
 
 
-def add_cached(store: FaissStore, cache: EmbeddingCache, ids: np.ndarray, texts: Sequence[str]) -> list[int]:
-    """Add the cached vectors of `texts` to `store`; the positions of the texts still to embed."""
+def cached(cache: EmbeddingCache, texts: Sequence[str]) -> tuple[list[int], np.ndarray, list[int]]:
+    """(positions with a cached vector, their vectors, positions still to embed)."""
     keys = cache.keys(texts)
     got = cache.get(keys)
     have = [i for i, k in enumerate(keys) if k in got]
-    if have:
-        store.add(ids[have], np.stack([got[keys[i]] for i in have]))
-    return [i for i, k in enumerate(keys) if k not in got]
+    vecs = np.stack([got[keys[i]] for i in have]) if have else np.zeros((0, cache.dimension), np.float32)
+    return have, vecs, [i for i, k in enumerate(keys) if k not in got]
 
 
-def embed_into(store: FaissStore, cache: EmbeddingCache, emb: Embedder, ids: np.ndarray, texts: Sequence[str],
-               progress: Progress | None = None, cancel: threading.Event | None = None,
-               on_slice: Callable[[], None] | None = None) -> int:
-    """Embed `texts` (ids[i] is the FAISS id of texts[i]) into `store` and the cache: identical texts once,
-    longest first in slices (little padding), each slice cached as soon as it is encoded. Returns how many
-    texts the model encoded; stops early when `cancel` is set."""
+def embed_texts(cache: EmbeddingCache, emb: Embedder, texts: Sequence[str],
+                on_slice: Callable[[list[int], np.ndarray], None], progress: Progress | None = None,
+                cancel: threading.Event | None = None) -> int:
+    """Embed `texts`: identical texts once, longest first in slices (little padding), each slice cached as
+    soon as it is encoded and handed to `on_slice(positions, vectors)`. Returns how many texts the model
+    encoded; stops early when `cancel` is set."""
     unique: dict[str, list[int]] = {}
     for i, t in enumerate(texts):
         unique.setdefault(t, []).append(i)
@@ -77,51 +76,47 @@ def embed_into(store: FaissStore, cache: EmbeddingCache, emb: Embedder, ids: np.
         if progress:
             progress("embedding", done, len(order), f"{done / max(time.perf_counter() - started, 1e-9):.1f}/s")
         part = order[s:s + EMBED_SLICE]
-        vecs = emb.embed(part, batch_size=64)
+        vecs = np.asarray(emb.embed(part, batch_size=64), dtype=np.float32)
         cache.put(cache.keys(part), vecs)
-        rows = [(i, v) for t, v in zip(part, vecs, strict=True) for i in unique[t]]
-        store.add(ids[[i for i, _ in rows]], np.stack([v for _, v in rows]))
+        pos = [i for t in part for i in unique[t]]
+        rep = [j for j, t in enumerate(part) for _ in unique[t]]
+        on_slice(pos, vecs[rep])
         done += len(part)
-        if on_slice is not None:
-            on_slice()
     if progress:
         progress("embedding", done, len(order), "")
     return done
 
 
-def missing(con: object, store: FaissStore) -> tuple[np.ndarray, list[str]]:
-    """FAISS ids and embedding texts of the chunks that have no vector in `store`."""
-    have = set(store.ids().tolist())
-    titles = chunkdb.titles(con)
-    ids: list[int] = []
-    texts: list[str] = []
-    for chunk in chunkdb.iter_chunks(con):
-        fid = faiss_id(chunk.id)
-        if fid not in have:
-            ids.append(fid)
-            texts.append(embedding_text(Document(chunk.source, "", "", titles.get(chunk.source, "")), chunk))
-    return np.array(ids, dtype=np.int64), texts
+def count_vectors(metas: Sequence[SegmentMeta]) -> int:
+    return sum(m.vectors - m.deleted_vectors for m in metas)
 
 
-def republish(index_dir: Path, gen: Path, store: FaissStore,
-              manifest: Manifest) -> Manifest:
-    """A new generation with the same chunks as `gen` (the SQLite file is hard-linked: generations are
-    immutable) and the vectors of `store`; made live atomically."""
-    tmp = layout.new_generation(index_dir)
-    try:
-        try:
-            os.link(gen / layout.CHUNKS, tmp / layout.CHUNKS)
-        except OSError:
-            shutil.copyfile(gen / layout.CHUNKS, tmp / layout.CHUNKS)
-        store.save(tmp / layout.VECTORS)
-        fresh = replace(manifest, vectors=len(store))
-        fresh.write(tmp / layout.MANIFEST)
-        final = layout.publish(index_dir, tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    layout.collect_garbage(index_dir, keep=final)
-    return fresh
+class PartBuffer:
+    """Vectors embedded for rows of several segments, written as one new part per segment on flush."""
+
+    def __init__(self, root: Path, metas: list[SegmentMeta]) -> None:
+        self.root = root
+        self.metas = metas
+        self._rows: dict[int, list[np.ndarray]] = {}
+        self._vecs: dict[int, list[np.ndarray]] = {}
+
+    def add(self, seg: int, rows: np.ndarray, vectors: np.ndarray) -> None:
+        if len(rows):
+            self._rows.setdefault(seg, []).append(np.asarray(rows, dtype=np.int32))
+            self._vecs.setdefault(seg, []).append(np.asarray(vectors, dtype=np.float32))
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def flush(self) -> None:
+        """Write the buffered vectors as new parts; the metas then name them."""
+        for si in sorted(self._rows):
+            meta = self.metas[si]
+            part = write_part(self.root / meta.name, tag(), np.concatenate(self._rows[si]),
+                              np.concatenate(self._vecs[si]))
+            meta.parts = [*meta.parts, part]
+        self._rows.clear()
+        self._vecs.clear()
 
 
 def fill_vectors_locked(settings: Settings, emb: Embedder, *, progress: Progress | None = None,
@@ -136,59 +131,67 @@ def fill_vectors_locked(settings: Settings, emb: Embedder, *, progress: Progress
     manifest = Manifest.read(gen / layout.MANIFEST)
     if manifest.pending == 0:
         return FillReport()
-    store = FaissStore.load(gen / layout.VECTORS)
-    con = chunkdb.connect(gen / layout.CHUNKS)
+    reader = _open_generation(index_dir, gen, None)
     try:
-        ids, texts = missing(con, store)
+        where: list[tuple[int, int]] = []  # (segment, row) of each text to embed
+        texts: list[str] = []
+        for si, seg in enumerate(reader.segments):
+            has = seg.has_vector() if seg.parts else None
+            for row, chunk, title in seg.iter_chunks():
+                if has is None or not has[row]:
+                    where.append((si, row))
+                    texts.append(embedding_text(Document(chunk.source, "", "", title), chunk))
     finally:
-        con.close()
+        reader.close()
     prepare = getattr(emb, "prepare", None)
     if prepare is not None and texts:
         prepare(texts)
-    cache = open_cache(index_dir, emb, store.dimension)
-    state = {"gen": gen, "manifest": manifest, "last": time.monotonic(), "published": len(store)}
+    metas = manifest.segment_metas()
+    buffer = PartBuffer(index_dir / layout.SEGMENTS, metas)
+    cache = open_cache(index_dir, emb, manifest.dimension)
+    state = {"manifest": manifest, "last": time.monotonic()}
+
+    def take(positions: Sequence[int], vectors: np.ndarray) -> None:
+        by_seg: dict[int, list[int]] = {}
+        for j, p in enumerate(positions):
+            by_seg.setdefault(where[p][0], []).append(j)
+        for si, js in by_seg.items():
+            buffer.add(si, np.array([where[positions[j]][1] for j in js]), vectors[js])
 
     def publish() -> None:
-        if len(store) == state["published"]:
+        if not buffer:
             return
-        state["manifest"] = republish(index_dir, state["gen"], store, state["manifest"])
-        state["gen"] = layout.current_generation(index_dir)
-        state["last"], state["published"] = time.monotonic(), len(store)
+        buffer.flush()
+        fresh = state["manifest"].with_segments(metas)
+        publish_manifest(index_dir, fresh)
+        state["manifest"], state["last"] = fresh, time.monotonic()
         if on_publish is not None:
             on_publish()
 
-    def maybe_publish() -> None:
+    def on_slice(positions: list[int], vectors: np.ndarray) -> None:
+        take(positions, vectors)
         if time.monotonic() - state["last"] >= publish_every:
             publish()
 
+    embedded = 0
     try:
-        todo = add_cached(store, cache, ids, texts)
-        cached = len(ids) - len(todo)
-        embedded = 0
+        have, vecs, todo = cached(cache, texts)
+        take(have, vecs)
         try:
-            embedded = embed_into(store, cache, emb, ids[todo], [texts[i] for i in todo], progress, cancel,
-                                  on_slice=maybe_publish)
+            embedded = embed_texts(cache, emb, [texts[i] for i in todo],
+                                   lambda pos, v: on_slice([todo[p] for p in pos], v), progress, cancel)
         finally:
             publish()  # also when interrupted: what was embedded is kept
-        pending = state["manifest"].pending
-        if pending == 0:
-            with contextlib.suppress(Exception):
-                prune_cache(settings, cache, state["gen"], state["manifest"].chunks)
     finally:
         cache.close()
-    return FillReport(embedded, cached, pending, time.perf_counter() - t0)
+    return FillReport(embedded, len(have), state["manifest"].pending, time.perf_counter() - t0)
 
 
-def prune_cache(settings: Settings, cache: EmbeddingCache, gen: Path, chunks: int) -> int:
+def prune_cache(settings: Settings, cache: EmbeddingCache, reader_chunks: int,
+                texts: Callable[[], Sequence[str]]) -> int:
     """Keep the cached vectors of the live index's texts (bounded by embed_cache_mb), drop the rest; only
     when the cache has grown past the index by a quarter or past its bound, so small updates stay cheap."""
-    if len(cache) <= max(64, chunks * 5 // 4) and cache.path.stat().st_size <= settings.embed_cache_mb * 1024 * 1024:
+    if len(cache) <= max(64, reader_chunks * 5 // 4) and \
+            cache.path.stat().st_size <= settings.embed_cache_mb * 1024 * 1024:
         return 0
-    con = chunkdb.connect(gen / layout.CHUNKS)
-    try:
-        titles = chunkdb.titles(con)
-        keep = cache.keys([embedding_text(Document(c.source, "", "", titles.get(c.source, "")), c)
-                           for c in chunkdb.iter_chunks(con)])
-    finally:
-        con.close()
-    return cache.prune(keep, settings.embed_cache_mb)
+    return cache.prune(cache.keys(texts()), settings.embed_cache_mb)

@@ -13,8 +13,7 @@ from ..errors import IndexLockedError, IndexNotFoundError
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
-VECTORS = "vectors.faiss"
-CHUNKS = "chunks.sqlite"
+SEGMENTS = "segments"
 
 
 def current_generation(index_dir: Path) -> Path | None:
@@ -41,7 +40,14 @@ def new_generation(index_dir: Path) -> Path:
     return gen
 
 
-def _fsync_dir(path: Path) -> None:
+def new_segment(index_dir: Path) -> Path:
+    """The folder for a new segment (not created): unique, and ordered by creation time."""
+    root = index_dir / SEGMENTS
+    root.mkdir(parents=True, exist_ok=True)
+    return root / f"seg-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}"
+
+
+def fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -56,6 +62,10 @@ def publish(index_dir: Path, tmp_gen: Path) -> Path:
     for f in tmp_gen.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
+    if (index_dir / SEGMENTS).is_dir():
+        for seg in (index_dir / SEGMENTS).iterdir():  # new segments' directory entries are durable first
+            fsync_dir(seg)
+        fsync_dir(index_dir / SEGMENTS)
     final = index_dir / tmp_gen.name.removeprefix(".tmp-")
     tmp_gen.rename(final)
     tmp_pointer = index_dir / f".{CURRENT}.tmp"
@@ -64,15 +74,46 @@ def publish(index_dir: Path, tmp_gen: Path) -> Path:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp_pointer, index_dir / CURRENT)
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
     return final
 
 
+_SEGMENT_FILES = ("rows-", "vectors-", "deleted-", "ann-")  # the files added to a segment after it was written
+
+
 def collect_garbage(index_dir: Path, keep: Path | None) -> None:
-    """Remove generations other than `keep` and leftovers of interrupted builds."""
+    """Remove generations other than `keep`, the segments and segment files it does not name, and leftovers
+    of interrupted builds. Called only by the writer (or under its lock): readers that have a segment open
+    keep reading it, since an open file outlives its name."""
     for p in index_dir.iterdir():
         if p.is_dir() and (p.name.startswith("gen-") or p.name.startswith(".tmp-gen-")) and p != keep:
             shutil.rmtree(p, ignore_errors=True)
+    root = index_dir / SEGMENTS
+    if not root.is_dir():
+        return
+    import json
+
+    try:
+        live = json.loads((keep / MANIFEST).read_text(encoding="utf-8")).get("segments", []) if keep else []
+    except (OSError, ValueError):
+        return  # unreadable: remove nothing
+    named = {d["name"]: _files_of(d) for d in live}
+    for seg in root.iterdir():
+        if seg.name not in named:
+            shutil.rmtree(seg, ignore_errors=True)
+            continue
+        for f in seg.iterdir():
+            if f.name.startswith(_SEGMENT_FILES) and f.name not in named[seg.name]:
+                f.unlink(missing_ok=True)
+
+
+def _files_of(meta: dict) -> set[str]:
+    files = {f"rows-{p}.npy" for p, _ in meta.get("parts", [])} | {f"vectors-{p}.npy" for p, _ in meta.get("parts", [])}
+    if meta.get("deleted"):
+        files.add(meta["deleted"])
+    if meta.get("ann"):
+        files.add(meta["ann"]["file"])
+    return files
 
 
 @contextlib.contextmanager

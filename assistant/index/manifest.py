@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import IndexMismatchError
+from .segment import SegmentMeta
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: segments (postings, vector parts, deletions) instead of one FAISS and SQLite file
 
 
 @dataclass
@@ -28,7 +30,10 @@ class Manifest:
     chunks: int = 0
     backend: str = ""  # how the model ran ("torch", "openvino-int8", ...): vectors of two backends never mix
     vectors: int = -1  # chunks that have a dense vector; -1 (indexes written before vectors filled in): all
-    documents: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> sha256, chunks, indexed_at
+    documents: int = 0  # live documents (their records are in the segments)
+    segments: list[dict[str, Any]] = field(default_factory=list)  # SegmentMeta.to_json() of the live segments
+    ann_threshold: int = 0  # a segment with this many vectors or more is searched by its ANN index; 0: never
+    ann_nprobe: int = 0  # IVF lists probed per query
     skipped: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> sha256, reason: not re-read
     docs_dir: str = ""  # the documents folder, absolute; query commands use it by default
     docs_dir_from_index: str = ""  # the same folder relative to the index folder, if the two move together
@@ -40,7 +45,18 @@ class Manifest:
     def read(cls, path: Path) -> Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
         known = set(cls.__dataclass_fields__)
+        if isinstance(data.get("documents"), dict):  # format 1 listed the documents here
+            data["documents"] = len(data["documents"])
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def segment_metas(self) -> list[SegmentMeta]:
+        return [SegmentMeta.from_json(d) for d in self.segments]
+
+    def with_segments(self, metas: Sequence[SegmentMeta]) -> Manifest:
+        """A copy naming `metas` as the live segments, with the counts that follow from them."""
+        return replace(self, segments=[m.to_json() for m in metas], chunks=sum(m.live for m in metas),
+                       vectors=sum(m.vectors - m.deleted_vectors for m in metas),
+                       documents=sum(m.docs - m.deleted_docs for m in metas))
 
     def build_key(self) -> dict[str, Any]:
         """The settings that, when changed, make every vector stale."""

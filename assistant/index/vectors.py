@@ -1,26 +1,21 @@
-"""The vector store seam and its FAISS implementation (exact inner product over normalised vectors)."""
+"""Dense search over segments: exact inner product over a segment's memory-mapped vector parts, or, for a
+segment at or above the ANN threshold, a FAISS IVF index trained on a sample of its vectors.
+
+Vectors are L2-normalised, so inner product is cosine. The seam is `SegmentVectors.search`; results of all
+segments are merged best first with ties broken by chunk id (postings.top_k), as BM25's are.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-
-def faiss_id(chunk_id: str) -> int:
-    """The int64 FAISS id of a chunk: its 16-hex-digit content id, folded into 63 bits."""
-    return int(chunk_id, 16) & 0x7FFF_FFFF_FFFF_FFFF
-
-
-class VectorStore(Protocol):
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
-    def remove(self, ids: np.ndarray) -> int: ...
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
-    def vectors(self, ids: np.ndarray) -> np.ndarray: ...
-    def ids(self) -> np.ndarray: ...
-    def save(self, path: Path) -> None: ...
-    def __len__(self) -> int: ...
+from .postings import top_k
+from .segment import Segment, fsync_file
 
 
 def _faiss():  # noqa: ANN202
@@ -33,46 +28,114 @@ def _faiss():  # noqa: ANN202
     return faiss
 
 
-class FaissStore:
-    """IndexIDMap2 over IndexFlatIP: exact cosine search on normalised vectors, ids chosen by us."""
+class SegmentVectors(Protocol):
+    def search(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]: ...  # (rows, scores)
 
-    def __init__(self, dimension: int, index: object | None = None) -> None:
+
+class ExactVectors:
+    """Exact search over the vector parts of one segment, deleted rows excluded."""
+
+    def __init__(self, segment: Segment) -> None:
+        self.segment = segment
+
+    def search(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        mask = self.segment.deleted_mask()
+        rows_out: list[list[np.ndarray]] = [[] for _ in queries]
+        scores_out: list[list[np.ndarray]] = [[] for _ in queries]
+        for prow, pvec in self.segment.parts:
+            if not len(prow):
+                continue
+            sims = np.asarray(pvec) @ queries.T  # (n, m)
+            if mask is not None:
+                dead = mask[np.asarray(prow)]
+                if dead.any():
+                    sims[dead] = -np.inf
+            kk = min(k, len(prow))
+            for qi in range(len(queries)):
+                col = sims[:, qi]
+                top = np.argpartition(-col, kk - 1)[:kk] if kk < len(col) else np.arange(len(col))
+                top = top[np.isfinite(col[top])]
+                rows_out[qi].append(np.asarray(prow)[top])
+                scores_out[qi].append(col[top])
+        return [(np.concatenate(r) if r else _I, np.concatenate(s) if s else _F)
+                for r, s in zip(rows_out, scores_out, strict=True)]
+
+
+class AnnVectors:
+    """A FAISS IVF index over all vectors of one segment (ids are rows); deleted rows are filtered out."""
+
+    def __init__(self, segment: Segment, path: Path, nprobe: int) -> None:
         faiss = _faiss()
-        self.dimension = dimension
-        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.segment = segment
+        self.nprobe = nprobe
+        try:
+            self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError:
+            self.index = faiss.read_index(str(path))
+        deleted = segment.deleted_rows()
+        self._selector = None
+        if len(deleted):
+            self._batch = faiss.IDSelectorBatch(len(deleted), faiss.swig_ptr(np.ascontiguousarray(deleted, np.int64)))
+            self._selector = faiss.IDSelectorNot(self._batch)
 
-    @classmethod
-    def load(cls, path: Path) -> FaissStore:
-        index = _faiss().read_index(str(path))
-        return cls(index.d, index)
+    def search(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        faiss = _faiss()
+        params = faiss.SearchParametersIVF(nprobe=self.nprobe)
+        if self._selector is not None:
+            params.sel = self._selector
+        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
+        out = []
+        for qi in range(len(queries)):
+            ok = ids[qi] >= 0
+            out.append((ids[qi][ok].astype(np.int64), scores[qi][ok]))
+        return out
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if len(ids):
-            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
-                                     np.ascontiguousarray(ids, dtype=np.int64))
 
-    def remove(self, ids: np.ndarray) -> int:
-        if not len(ids):
-            return 0
-        return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+def nlist_for(n: int) -> int:
+    """IVF lists for `n` vectors: about 4·sqrt(n), a power of two, at least 16."""
+    return max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each of shape (len(queries), k); missing results have id -1."""
-        k = max(1, min(k, len(self))) if len(self) else 1
-        return self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """The stored vectors of `ids` (all present), one row each."""
-        if not len(ids):
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+def build_ann(folder: Path, tag: str, rows: np.ndarray, vectors: np.ndarray, nprobe: int,
+              sample: int = 50_000, seed: int = 0) -> dict[str, Any]:
+    """Train an IVF-SQ8 index on a sample of `vectors`, add them all with their rows as ids, write it."""
+    faiss = _faiss()
+    n, d = vectors.shape
+    nlist = nlist_for(n)
+    factory = f"IVF{nlist},SQ8"
+    index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(seed)
+    take = np.sort(rng.choice(n, size=min(n, max(sample, 40 * nlist)), replace=False))
+    index.train(np.ascontiguousarray(vectors[take], dtype=np.float32))
+    for s in range(0, n, 100_000):
+        index.add_with_ids(np.ascontiguousarray(vectors[s:s + 100_000], dtype=np.float32),
+                           np.ascontiguousarray(rows[s:s + 100_000], dtype=np.int64))
+    path = folder / f"ann-{tag}.faiss"
+    faiss.write_index(index, str(path))
+    fsync_file(path)
+    return {"file": path.name, "factory": factory, "nprobe": int(nprobe), "rows": int(n)}
 
-    def ids(self) -> np.ndarray:
-        """The ids of all stored vectors."""
-        return _faiss().vector_to_array(self._index.id_map).astype(np.int64)
 
-    def save(self, path: Path) -> None:
-        _faiss().write_index(self._index, str(path))
+def searcher(segment: Segment) -> SegmentVectors:
+    ann = segment.meta.ann
+    if ann:
+        return AnnVectors(segment, segment.folder / ann["file"], int(ann["nprobe"]))
+    return ExactVectors(segment)
 
-    def __len__(self) -> int:
-        return int(self._index.ntotal)
+
+def dense_search(segments: Sequence[Segment], searchers: Sequence[SegmentVectors], queries: np.ndarray,
+                 k: int) -> list[list[tuple[int, int, float]]]:
+    """Per query, the top `k` (segment, row, cosine) over all segments, best first."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    per_query: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in queries]
+    for si, (seg, srch) in enumerate(zip(segments, searchers, strict=True)):
+        if not seg.parts:
+            continue
+        for qi, (rows, scores) in enumerate(srch.search(queries, k)):
+            per_query[qi].append((np.full(len(rows), si, dtype=np.int32), rows, scores))
+    fids = [s.fids() for s in segments]
+    return [top_k(found, fids, k, positive=False) for found in per_query]
+
+
+_I = np.zeros(0, dtype=np.int64)
+_F = np.zeros(0, dtype=np.float32)

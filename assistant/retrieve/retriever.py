@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -12,11 +12,10 @@ from ..embed import Embedder, LazyEmbedder, embedder_for
 from ..errors import IndexMismatchError, InputError
 from ..index.build import wanted_manifest
 from ..index.reader import DocInfo, IndexReader, open_index
-from ..index.vectors import faiss_id
-from ..records import Chunk, Hit
+from ..index.terms import tokenize
+from ..records import Hit
 from ..settings import Settings
 from .fusion import Candidate, drop_near_duplicates, merge_overlapping, rrf
-from .lexical import BM25Index
 
 
 class Retriever:
@@ -27,11 +26,8 @@ class Retriever:
         # A model that is not loaded yet (LazyEmbedder) is checked when it is first needed, so a server can
         # answer its first page while the model loads.
         self._checked = False
-        self._have: set[int] | None = None
         if not isinstance(embedder, LazyEmbedder) or embedder.loaded:
             self._check_model()
-        self._texts = {p: d.text for p, d in reader.documents.items()}
-        self._bm25 = BM25Index([c.text for c in reader.chunks])
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
@@ -48,13 +44,19 @@ class Retriever:
 
     def document_text(self, source: str) -> str:
         try:
-            return self._texts[source]
+            return self.reader.doc_texts[source]
         except KeyError:
             raise KeyError(f"{source}: not in the index") from None
 
     @property
-    def doc_texts(self) -> dict[str, str]:
-        return self._texts
+    def doc_texts(self) -> Mapping[str, str]:
+        """Document texts by path, read from the index on demand."""
+        return self.reader.doc_texts
+
+    @property
+    def dense_index(self) -> str:
+        """Which index answers dense search ("exact", or the ANN that does)."""
+        return self.reader.dense_index
 
     # -- search ----------------------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, *, context: str = "",
@@ -78,7 +80,7 @@ class Retriever:
         timings: dict[str, float] = {}
         rankings: list[Sequence[int]] = []
         weights: list[float] = []
-        dense: dict[int, float] = {}
+        dense: dict[int, float] = {}  # by chunk key (IndexReader)
         lexical: dict[int, float] = {}
         fetch = max(s.fetch_k, k)
         if mode in ("hybrid", "dense"):
@@ -86,53 +88,47 @@ class Retriever:
             qv = self.embed(queries)
             timings["embed_ms"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            scores, ids = self.reader.store.search(qv, fetch)
+            found = self.reader.dense(qv, fetch)
             timings["dense_ms"] = (time.perf_counter() - t) * 1000
             for qi, w in enumerate(qweights):
-                ranking = []
-                for fid, sc in zip(ids[qi], scores[qi], strict=True):
-                    row = self.reader.row_of_id.get(int(fid))
-                    if row is None:
-                        continue
-                    ranking.append(row)
+                for key, sc in found[qi]:
                     if qi == 0:
-                        dense[row] = float(sc)
+                        dense[key] = sc
                     else:
-                        dense.setdefault(row, float(sc))
-                rankings.append(ranking)
+                        dense.setdefault(key, sc)
+                rankings.append([key for key, _ in found[qi]])
                 weights.append(w * (s.dense_weight if mode == "hybrid" else 1.0))
         if mode in ("hybrid", "bm25"):
             t = time.perf_counter()
             for q, w in zip(queries, qweights, strict=True):
-                res = self._bm25.search(q, fetch)
-                for row, sc in res:
-                    lexical.setdefault(row, sc)
-                rankings.append([row for row, _ in res])
+                res = self.reader.bm25(tokenize(q), fetch)
+                for key, sc in res:
+                    lexical.setdefault(key, sc)
+                rankings.append([key for key, _ in res])
                 weights.append(w * (s.bm25_weight if mode == "hybrid" else 1.0))
             timings["bm25_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         fused = rrf(rankings, weights, s.rrf_k)
-        chunks: tuple[Chunk, ...] = self.reader.chunks
-        cands = [Candidate(chunks[row], score, dense.get(row), lexical.get(row)) for row, score in fused]
+        # Only the head of the fused list can reach the k hits (after merging and near-duplicate removal,
+        # which drops at most a few): its chunks are read from the index, the tail never is.
+        head_keys = [key for key, _ in fused[: max(8 * k, 2 * fetch)]]
+        chunks = self.reader.chunks(head_keys)
+        cands = [Candidate(chunks[key], score, dense.get(key), lexical.get(key))
+                 for key, score in fused[: len(head_keys)]]
         if s.duplicate_threshold < 1.0 and cands:
+            keys = head_keys[: 4 * k]
             head, rest = cands[: 4 * k], cands[4 * k:]  # the k hits almost always come from the head
-            complete = self.reader.complete
+            has, vecs = self.reader.vectors(keys)
+            complete = bool(has.all())
             if not complete:  # only chunks that have a vector can be compared; the others pass as they are
-                have = self._with_vectors()
-                rest = [c for c in head if faiss_id(c.chunk.id) not in have] + rest
-                head = [c for c in head if faiss_id(c.chunk.id) in have]
-            vecs = self.reader.store.vectors(np.array([faiss_id(c.chunk.id) for c in head], dtype=np.int64))
+                rest = [c for c, h in zip(head, has, strict=True) if not h] + rest
+                head = [c for c, h in zip(head, has, strict=True) if h]
             cands = drop_near_duplicates(head, vecs, s.duplicate_threshold) + rest
             if not complete:
                 cands.sort(key=lambda c: -c.score)  # stable: fused order among equal scores
-        hits = merge_overlapping(cands, self._texts, k)
+        hits = merge_overlapping(cands, self.reader.doc_texts, k)
         timings["fuse_ms"] = (time.perf_counter() - t) * 1000
         return hits, timings
-
-    def _with_vectors(self) -> set[int]:
-        if self._have is None:
-            self._have = set(self.reader.store.ids().tolist())
-        return self._have
 
     def dense_status(self) -> tuple[int, int]:
         """(chunks with a dense vector, chunks): equal once the index is complete."""

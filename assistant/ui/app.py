@@ -180,9 +180,10 @@ def _add_health_route(demo: gr.Blocks, assistant: Assistant) -> None:
         r = assistant.retriever
         m = r.reader.manifest
         dense, total = r.dense_status()
-        return JSONResponse({"status": "ok", "generation": r.reader.path.name, "documents": len(m.documents),
+        return JSONResponse({"status": "ok", "generation": r.reader.path.name, "documents": m.documents,
                              "chunks": total, "dense_vectors": dense, "indexing": assistant.indexing,
-                             "model": m.model, "backend": m.backend or "torch"})
+                             "model": m.model, "backend": m.backend or "torch", "segments": len(m.segments),
+                             "dense_index": r.dense_index})
 
     demo.app.add_api_route("/healthz", healthz, methods=["GET"])
 

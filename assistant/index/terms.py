@@ -1,12 +1,9 @@
-"""BM25 over chunk texts (bm25s), with English stopwords and Snowball stemming."""
+"""The words BM25 indexes: lowercase word tokens without English stopwords and question words, Snowball-stemmed."""
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
-
-import numpy as np
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _local = threading.local()
@@ -73,26 +70,3 @@ def tokenize(text: str) -> list[str]:
         _STOP = _stopwords()
     words = [w for w in _TOKEN.findall(text.lower()) if w not in _STOP]
     return _stemmer().stemWords(words)
-
-
-class BM25Index:
-    """A BM25 index of a fixed list of texts; `search` returns (row, score) best first."""
-
-    def __init__(self, texts: Sequence[str]) -> None:
-        import bm25s
-
-        self.size = len(texts)
-        self._model = bm25s.BM25()
-        corpus = [tokenize(t) or ["\x00"] for t in texts]
-        if corpus:
-            self._model.index(corpus, show_progress=False)
-        self._vocab = self._model.vocab_dict if corpus else {}
-
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        terms = [t for t in tokenize(query) if t in self._vocab]
-        if not terms or not self.size:
-            return []
-        k = min(k, self.size)
-        docs, scores = self._model.retrieve([terms], k=k, show_progress=False, n_threads=0)
-        out = [(int(d), float(s)) for d, s in zip(np.asarray(docs)[0], np.asarray(scores)[0], strict=True)]
-        return [(d, s) for d, s in out if s > 0]
