@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="rebuild everything (cached vectors are reused)")
     p.add_argument("--background", action="store_true",
                    help="return once the index is searchable; dense vectors fill in from a background process")
+    p.add_argument("--optimize", action="store_true",
+                   help="after updating, merge the index into one segment (and build its ANN index if large)")
 
     p = sub.add_parser("search", help="retrieve passages for a query")
     p.add_argument("query")
@@ -107,6 +109,13 @@ def _index(args: argparse.Namespace, s: Settings) -> int:
         return 130
     print(report.summary())
     _print_skipped(report.skipped, sys.stdout)
+    if args.optimize:
+        from .index.build import optimize_index
+
+        t = time.perf_counter()
+        for line in optimize_index(s):
+            print(f"optimize: {line}")
+        print(f"optimize: {time.perf_counter() - t:.2f} s")
     if report.pending and args.background:
         pid, log = spawn_filler(s)
         print(f"the index is searchable; {report.pending:,} dense vectors fill in behind (pid {pid}, log {log})")
@@ -170,7 +179,7 @@ def _search(args: argparse.Namespace, s: Settings) -> int:
     if args.json:
         from .jsonable import search_dict
 
-        print(json.dumps(search_dict(args.query, hits, timings), ensure_ascii=False))
+        print(json.dumps(search_dict(args.query, hits, timings, a.retriever.dense_index), ensure_ascii=False))
         return 0
     for h in hits:
         where = " > ".join(h.headings) or "-"

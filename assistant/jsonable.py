@@ -24,9 +24,13 @@ def citation_dict(c: Citation) -> dict[str, Any]:
             "passage_end": c.passage_end}
 
 
-def search_dict(query: str, hits: list[Hit], timings: dict[str, float]) -> dict[str, Any]:
-    return {"query": query, "hits": [hit_dict(h) for h in hits], "offsets": OFFSETS,
-            "timings_ms": {k.removesuffix("_ms"): round(v, 2) for k, v in timings.items()}}
+def search_dict(query: str, hits: list[Hit], timings: dict[str, float], dense_index: str = "") -> dict[str, Any]:
+    """`dense_index` says which index answered the dense ranking ("exact", or the ANN index used)."""
+    out = {"query": query, "hits": [hit_dict(h) for h in hits], "offsets": OFFSETS,
+           "timings_ms": {k.removesuffix("_ms"): round(v, 2) for k, v in timings.items()}}
+    if dense_index:
+        out["dense_index"] = dense_index
+    return out
 
 
 def answer_dict(a: Answer) -> dict[str, Any]:

@@ -221,6 +221,17 @@ def fill_vectors(settings: Settings, embedder: Embedder | None = None, *, progre
         return report
 
 
+def optimize_index(settings: Settings) -> list[str]:
+    """Merge every segment into one (deleted rows dropped) and give it its ANN index if it is large enough
+    (`assistant index --optimize`); what was done, one line each. Waits for nothing: a fill in progress
+    holds the lock and IndexLockedError says so."""
+    with layout.writer_lock(settings.index_dir):
+        gen = layout.require_generation(settings.index_dir)
+        if Manifest.read(gen / layout.MANIFEST).pending:
+            return ["not optimized: dense vectors are still being filled in; run it again when they are"]
+        return maintain(settings, optimize=True) or ["already optimal: one segment, nothing deleted"]
+
+
 def _skipped_line(skipped: list[Skipped], most: int = 3) -> str:
     shown = "; ".join(f"{sk.rel} ({sk.reason})" for sk in skipped[:most])
     return shown + (f"; and {len(skipped) - most} more" if len(skipped) > most else "")

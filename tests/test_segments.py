@@ -1,0 +1,231 @@
+"""The segmented index: incremental builds rank exactly like a clean rebuild, merges keep results, BM25
+matches bm25s, opening reads no chunk, ANN answers like exact search, and kill -9 during a segment write
+or a merge leaves the previous index loadable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.embed import HashEmbedder
+from assistant.index import build_index, open_index
+from assistant.index import segment as segment_module
+from assistant.index.build import optimize_index
+from assistant.index.terms import tokenize
+from assistant.retrieve.retriever import Retriever
+from assistant.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERIES = ("Meta veteran hired", "privacy and user data", "livestream shopping in China", "Amazon Bellevue office",
+           "control moves to Beijing", "sellers and merchants fees")
+
+
+def _paragraphs() -> list[str]:
+    out: list[str] = []
+    for f in sorted((ROOT / "documents").glob("*.txt")):
+        out += [p.strip() for p in f.read_text(encoding="utf-8").split("\n\n") if len(p.strip()) > 80]
+    return out
+
+
+def _corpus(folder: Path, names: range) -> None:
+    paras = _paragraphs()
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in names:
+        # Each file: three paragraphs, so documents share words and BM25 statistics matter.
+        text = "\n\n".join(paras[(i * 3 + j) % len(paras)] for j in range(3))
+        (folder / f"p{i:02d}.txt").write_text(f"Part {i}\n\n{text}\n", encoding="utf-8")
+
+
+def _settings(tmp_path: Path, index: str = "index", **kw: object) -> Settings:
+    return Settings.load(env={}, docs_dir=tmp_path / "docs", index_dir=tmp_path / index, backend="torch", **kw)
+
+
+def _rankings(s: Settings, emb: HashEmbedder) -> dict:
+    r = Retriever.open(s, emb)
+    out: dict = {}
+    for q in QUERIES:
+        for mode in ("bm25", "dense", "hybrid"):
+            out[(q, mode)] = [(h.source, h.start, h.end, round(h.score, 9)) for h in r.search(q, 8, retrieval=mode)]
+        raw = r.reader.bm25(tokenize(q), 20)
+        ids = r.reader.chunks([key for key, _ in raw])
+        out[(q, "bm25-raw")] = [(ids[key].id, round(score, 9)) for key, score in raw]
+    r.reader.close()
+    return out
+
+
+def test_an_incrementally_built_index_ranks_exactly_like_a_clean_rebuild(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    s = _settings(tmp_path)
+    docs = tmp_path / "docs"
+    _corpus(docs, range(0, 10))
+    build_index(s, embedder=emb)
+    _corpus(docs, range(10, 20))
+    build_index(s, embedder=emb)
+    for i in range(3, 8):  # changed
+        f = docs / f"p{i:02d}.txt"
+        f.write_text(f.read_text(encoding="utf-8") + "\nA closing note on merchants and sellers.\n", "utf-8")
+    for i in (12, 15, 18):  # removed
+        (docs / f"p{i:02d}.txt").unlink()
+    build_index(s, embedder=emb)
+    metas = open_index(s.index_dir).manifest.segment_metas()
+    assert len(metas) >= 3 and sum(m.deleted_rows for m in metas) > 0  # segments and deletions are in play
+
+    clean = _settings(tmp_path, "clean")
+    build_index(clean, embedder=emb)
+    assert len(open_index(clean.index_dir).manifest.segment_metas()) == 1
+    assert _rankings(s, emb) == _rankings(clean, emb)
+
+
+def test_merges_keep_every_result(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    s = _settings(tmp_path)
+    docs = tmp_path / "docs"
+    _corpus(docs, range(0, 6))
+    build_index(s, embedder=emb)
+    _corpus(docs, range(6, 12))
+    build_index(s, embedder=emb)
+    (docs / "p02.txt").unlink()
+    build_index(s, embedder=emb)
+    before = _rankings(s, emb)
+    assert len(open_index(s.index_dir).manifest.segment_metas()) == 2
+    lines = optimize_index(s)
+    metas = open_index(s.index_dir).manifest.segment_metas()
+    assert len(metas) == 1 and metas[0].deleted_rows == 0 and any("merged 2" in line for line in lines)
+    assert _rankings(s, emb) == before
+    # The tiered policy merges on its own: a fourth small segment in the lowest tier makes one.
+    for i in range(12, 16):
+        _corpus(docs, range(i, i + 1))
+        build_index(s, embedder=emb)
+    assert len(open_index(s.index_dir).manifest.segment_metas()) < 4
+
+
+def test_bm25_matches_bm25s_on_the_same_tokens(tmp_path: Path) -> None:
+    import bm25s
+
+    emb = HashEmbedder()
+    s = _settings(tmp_path)
+    _corpus(tmp_path / "docs", range(0, 25))
+    build_index(s, embedder=emb)
+    reader = open_index(s.index_dir)
+    chunks = [c for c, _ in reader.iter_chunks()]
+    model = bm25s.BM25()
+    model.index([tokenize(c.text) or ["\x00"] for c in chunks], show_progress=False)
+    row_of = {c.id: i for i, c in enumerate(chunks)}
+    for q in QUERIES:
+        terms = [t for t in tokenize(q) if t in model.vocab_dict]
+        docs, scores = model.retrieve([terms], k=10, show_progress=False)
+        ours = reader.bm25(tokenize(q), 10)
+        got = reader.chunks([key for key, _ in ours])
+        assert np.allclose([sc for _, sc in ours], np.asarray(scores)[0][: len(ours)], rtol=1e-4)
+        ref = [int(d) for d, sc in zip(np.asarray(docs)[0], np.asarray(scores)[0], strict=True) if sc > 0]
+        assert {row_of[got[key].id] for key, _ in ours} == set(ref) or len(ours) == 10
+
+
+def test_opening_an_index_reads_no_chunk_and_no_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    emb = HashEmbedder()
+    s = _settings(tmp_path)
+    _corpus(tmp_path / "docs", range(0, 12))
+    build_index(s, embedder=emb)
+    statements: list[str] = []
+    real_connect = sqlite3.connect
+
+    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
+        con = real_connect(*args, **kwargs)  # type: ignore[arg-type]
+        con.set_trace_callback(statements.append)
+        return con
+
+    monkeypatch.setattr(segment_module.sqlite3, "connect", traced)
+    r = Retriever.open(s, emb)
+    assert statements == []  # not one query: texts, documents and terms stay on disk
+    hits = r.search("Meta veteran hired", 3)
+    assert hits and any("FROM chunks WHERE row IN" in q for q in statements)  # the instrument does see reads
+    assert not any("FROM chunks" in q and "WHERE" not in q for q in statements)  # never a scan of all chunks
+
+
+def test_ann_forced_on_answers_like_exact_search_and_excludes_deleted_rows(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    docs = tmp_path / "docs"
+    _corpus(docs, range(0, 30))
+    ann = _settings(tmp_path, "ann", ann_threshold=1, ann_nprobe=64)  # 64 >= nlist: every list probed
+    exact = _settings(tmp_path, "exact", ann_threshold=0)
+    build_index(ann, embedder=emb)
+    build_index(exact, embedder=emb)
+    ra, re_ = Retriever.open(ann, emb), Retriever.open(exact, emb)
+    assert ra.dense_index.startswith("ann (IVF") and re_.dense_index == "exact"
+    for q in QUERIES:
+        a = [h.chunk_ids[0] for h in ra.search(q, 5, retrieval="dense")]
+        e = [h.chunk_ids[0] for h in re_.search(q, 5, retrieval="dense")]
+        assert a[0] == e[0] and len(set(a) & set(e)) >= 4  # SQ8 may swap near ties, nothing more
+    gone = "p07.txt"
+    (docs / gone).unlink()
+    build_index(ann, embedder=emb)
+    ra = Retriever.open(ann, emb)
+    assert ra.reader.manifest.segment_metas()[0].ann and ra.reader.manifest.segment_metas()[0].deleted_rows
+    for q in QUERIES:
+        assert all(h.source != gone for h in ra.search(q, 10, retrieval="dense"))
+
+
+_SLOW = """
+import sys, time
+from assistant.embed import HashEmbedder
+from assistant.index import build_index, segment
+from assistant.index.build import optimize_index
+from assistant.settings import Settings
+
+real_add = segment.SegmentWriter.add
+def slow_add(self, *a, **kw):
+    rows = real_add(self, *a, **kw)
+    if self.rows and self.docs == 2:
+        time.sleep(60)  # killed here, halfway through writing a segment
+    return rows
+segment.SegmentWriter.add = slow_add
+s = Settings.load(env={}, docs_dir=sys.argv[1], index_dir=sys.argv[2], backend="torch")
+if sys.argv[3] == "merge":
+    optimize_index(s)
+else:
+    build_index(s, embedder=HashEmbedder())
+"""
+
+
+@pytest.mark.parametrize("step", ["segment", "merge"])
+def test_kill_during_a_segment_write_or_a_merge_leaves_the_previous_index(tmp_path: Path, step: str) -> None:
+    emb = HashEmbedder()
+    s = _settings(tmp_path)
+    docs = tmp_path / "docs"
+    _corpus(docs, range(0, 8))
+    build_index(s, embedder=emb)
+    _corpus(docs, range(8, 12))
+    build_index(s, embedder=emb)
+    if step == "segment":
+        _corpus(docs, range(12, 16))
+    before = _rankings(s, emb)
+    segments = s.index_dir / "segments"
+    first = {p.name for p in segments.iterdir()}
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW, str(docs), str(s.index_dir), step], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not {p.name for p in segments.iterdir()} - first:
+            assert proc.poll() is None and time.monotonic() < deadline, f"the {step} never started"
+            time.sleep(0.05)
+        time.sleep(0.5)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _rankings(s, emb) == before  # the previous generation, untouched
+    if step == "segment":
+        report = build_index(s, embedder=emb)  # the next run cleans up and completes
+        assert report.added == tuple(f"p{i:02d}.txt" for i in range(12, 16))
+    else:
+        optimize_index(s)
+        assert len(open_index(s.index_dir).manifest.segment_metas()) == 1
+        assert _rankings(s, emb) == before
+    live = {m.name for m in open_index(s.index_dir).manifest.segment_metas()}
+    assert {p.name for p in segments.iterdir()} == live  # the killed writer's segment is gone
