@@ -4,14 +4,14 @@ statistics of the whole live index, so a score never depends on how the index wa
 A segment stores, per term, the sorted rows that hold it and how often (`rows`, `tfs`), and each row's
 length (`doclen`). At query time the document frequency of a term is the number of its live postings in
 all segments, N the live rows, avgdl their mean length: Lucene's BM25 (the variant bm25s calls "lucene"),
-computed on the few postings lists a query touches. Ties are broken by chunk id, which is what makes an
-incrementally built index rank exactly like a clean rebuild.
+computed on the few postings lists a query touches. Ties are broken by document and position (then chunk
+id), never by segment: that is what makes an incrementally built index rank exactly like a clean rebuild.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -87,7 +87,7 @@ def idf(df: int, n: int) -> float:
 
 
 def search(segments: Sequence[PostingSource], terms: Sequence[str], k: int, live_rows: int,
-           live_length: float) -> list[tuple[int, int, float]]:
+           live_length: float, order: OrderKeys | None = None) -> list[tuple[int, int, float]]:
     """The top `k` (segment, row, score) for the query `terms` (repeats count, as in bm25s), best first;
     only rows with a positive score. `live_rows` and `live_length` are the index's live totals."""
     if not terms or live_rows <= 0 or k <= 0:
@@ -124,12 +124,16 @@ def search(segments: Sequence[PostingSource], terms: Sequence[str], k: int, live
         uniq, inverse = np.unique(acc_rows, return_inverse=True)
         scores = np.bincount(inverse, weights=contrib, minlength=len(uniq))
         found.append((np.full(len(uniq), si, dtype=np.int32), uniq, scores))
-    return top_k(found, [s.fids() for s in segments], k)
+    return top_k(found, [s.fids() for s in segments], k, order=order)
+
+
+OrderKeys = Callable[[int, Sequence[int]], dict[int, tuple[str, int]]]  # (segment, rows) -> row: (source, start)
 
 
 def top_k(found: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], fids: Sequence[np.ndarray], k: int,
-          positive: bool = True) -> list[tuple[int, int, float]]:
-    """Best `k` of (segment, row, score) triples, ties broken by chunk id: independent of the layout.
+          positive: bool = True, order: OrderKeys | None = None) -> list[tuple[int, int, float]]:
+    """Best `k` of (segment, row, score) triples. Equal scores are ordered by document and position
+    (`order` gives each tied row's (source, start)), then by chunk id: the same in every layout.
     `positive`: only scores above zero."""
     found = [f for f in found if len(f[1])]
     if not found:
@@ -148,5 +152,14 @@ def top_k(found: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], fids: Sequ
     for si in np.unique(seg):
         sel = seg == si
         ids[sel] = fids[int(si)][rows[sel]]
-    order = np.lexsort((ids, -scores))[:k]
-    return [(int(seg[i]), int(rows[i]), float(scores[i])) for i in order]
+    order_idx = np.lexsort((ids, -scores))
+    _, counts = np.unique(scores, return_counts=True)
+    if order is not None and (counts > 1).any():
+        tied = np.flatnonzero(np.isin(scores, np.unique(scores)[counts > 1]))
+        where: dict[int, tuple[str, int]] = {}
+        for si in np.unique(seg[tied]):
+            at = tied[seg[tied] == si]
+            keys = order(int(si), [int(r) for r in rows[at]])
+            where.update({int(i): keys[int(rows[i])] for i in at})
+        order_idx = np.array(sorted(order_idx.tolist(), key=lambda i: (-scores[i], where.get(i, ("", 0)), ids[i])))
+    return [(int(seg[i]), int(rows[i]), float(scores[i])) for i in order_idx[:k]]

@@ -162,12 +162,15 @@ class IndexReader:
 
     # -- search -----------------------------------------------------------------------------------------------
     def bm25(self, terms: Sequence[str], k: int) -> list[tuple[Key, float]]:
-        found = postings.search(self.segments, terms, k, self._live_rows, self._live_length)
+        found = postings.search(self.segments, terms, k, self._live_rows, self._live_length, self._order)
         return [(key_of(si, row), score) for si, row, score in found]
 
     def dense(self, queries: np.ndarray, k: int) -> list[list[tuple[Key, float]]]:
-        found = dense_search(self.segments, self._searchers, queries, k)
+        found = dense_search(self.segments, self._searchers, queries, k, self._order)
         return [[(key_of(si, row), score) for si, row, score in per] for per in found]
+
+    def _order(self, segment: int, rows: Sequence[int]) -> dict[int, tuple[str, int]]:
+        return self.segments[segment].order_keys(rows)
 
     def vectors(self, keys: Sequence[Key]) -> tuple[np.ndarray, np.ndarray]:
         """(has, vectors): which of `keys` have a dense vector, and those vectors in order."""

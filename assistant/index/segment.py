@@ -227,6 +227,15 @@ class Segment:
                 out[r] = Chunk(cid, s, a, b, t, tuple(json.loads(h)), p)
         return out
 
+    def order_keys(self, rows: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """(source, start) of each row: the tie-break of equal scores."""
+        out: dict[int, tuple[str, int]] = {}
+        for i in range(0, len(rows), 500):
+            part = [int(r) for r in rows[i:i + 500]]
+            sql = f"SELECT row, source, start FROM chunks WHERE row IN ({','.join('?' * len(part))})"
+            out.update({r: (s, a) for r, s, a in self._query(sql, part)})
+        return out
+
     def iter_chunks(self) -> Iterator[tuple[int, Chunk, str]]:
         """Every live chunk with its row and its document's title, in row order."""
         mask = self.deleted_mask()

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .postings import top_k
+from .postings import OrderKeys, top_k
 from .segment import Segment, fsync_file
 
 
@@ -124,7 +124,7 @@ def searcher(segment: Segment) -> SegmentVectors:
 
 
 def dense_search(segments: Sequence[Segment], searchers: Sequence[SegmentVectors], queries: np.ndarray,
-                 k: int) -> list[list[tuple[int, int, float]]]:
+                 k: int, order: OrderKeys | None = None) -> list[list[tuple[int, int, float]]]:
     """Per query, the top `k` (segment, row, cosine) over all segments, best first."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     per_query: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in queries]
@@ -134,7 +134,7 @@ def dense_search(segments: Sequence[Segment], searchers: Sequence[SegmentVectors
         for qi, (rows, scores) in enumerate(srch.search(queries, k)):
             per_query[qi].append((np.full(len(rows), si, dtype=np.int32), rows, scores))
     fids = [s.fids() for s in segments]
-    return [top_k(found, fids, k, positive=False) for found in per_query]
+    return [top_k(found, fids, k, positive=False, order=order) for found in per_query]
 
 
 _I = np.zeros(0, dtype=np.int64)
