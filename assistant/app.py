@@ -282,7 +282,7 @@ class Assistant:
     def remove_document(self, source: str) -> BuildReport:
         """Delete an indexed document's file from the documents folder and update the index. Only files
         the index holds can be removed this way: nothing else in the folder is touched."""
-        if source not in {d.path for d in self.documents()}:
+        if source not in self._retriever.reader.documents:
             raise DocumentError(source, "not an indexed document")
         docs = self.settings.docs_dir.resolve()
         target = (docs / source).resolve()

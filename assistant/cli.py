@@ -255,7 +255,8 @@ def _serve(args: argparse.Namespace, s: Settings) -> int:
     t = time.perf_counter()
     check_port_free(s.host, s.port)  # at once, not after the model has loaded
     a = _open(s, serving=True)
-    print(f"index ready: {len(a.documents())} documents ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
+    docs = a.retriever.reader.manifest.documents
+    print(f"index ready: {docs} documents ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
     import threading
 
     def warm_up() -> None:  # the model loads while the server starts; the first question waits for it

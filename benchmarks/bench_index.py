@@ -39,7 +39,7 @@ def bench(folder: Path, backend: str, question: str, bare_model) -> dict[str, fl
         filled = fill_vectors(s, a.retriever.embedder)
         full = time.perf_counter() - t0
         reader = open_index(s.index_dir)
-        texts = [embedding_text(reader.documents[c.source], c) for c in reader.chunks]
+        texts = [embedding_text(reader.documents[c.source], c) for c, _ in reader.iter_chunks()]
         unique = list(dict.fromkeys(texts))
     t = time.perf_counter()
     bare_model.encode(unique, batch_size=64, normalize_embeddings=True)

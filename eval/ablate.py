@@ -63,7 +63,7 @@ def main() -> int:
         tp = sum(1 for x, y in abst if x and y)
         p = tp / max(1, sum(x for x, _ in abst))
         r = tp / max(1, sum(y for _, y in abst))
-        print(f"{cfg:60} chunks={len(a.retriever.reader.chunks):5} "
+        print(f"{cfg:60} chunks={a.retriever.reader.manifest.chunks:5} "
               + " ".join(f"qr@{k}={np.mean(v):.3f}" for k, v in rec.items())
               + f" support={np.mean(sup):.3f} citeP={np.mean(cp):.3f} abstP={p:.2f} abstR={r:.2f}", flush=True)
     return 0

@@ -229,3 +229,24 @@ def test_kill_during_a_segment_write_or_a_merge_leaves_the_previous_index(tmp_pa
         assert _rankings(s, emb) == before
     live = {m.name for m in open_index(s.index_dir).manifest.segment_metas()}
     assert {p.name for p in segments.iterdir()} == live  # the killed writer's segment is gone
+
+
+def test_a_long_fill_leaves_few_vector_parts_and_the_same_results(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.index import fill, layout
+
+    emb = HashEmbedder()
+    _corpus(tmp_path / "docs", range(0, 30))
+    s = _settings(tmp_path, progressive_min_chunks=0)
+    report = build_index(s, embedder=emb, wait=False)
+    assert report.pending == report.chunks > 0
+    monkeypatch.setattr(fill, "EMBED_SLICE", 4)  # many slices, each published (publish_every=0)
+    published: list[int] = []
+    with layout.writer_lock(s.index_dir):
+        fill.fill_vectors_locked(s, emb, publish_every=0.0, on_publish=lambda: published.append(1))
+    metas = open_index(s.index_dir).manifest.segment_metas()
+    assert len(published) > fill.MAX_PARTS  # more publishes than parts: they were consolidated
+    assert all(len(m.parts) < fill.MAX_PARTS for m in metas) and sum(m.vectors for m in metas) == report.chunks
+    clean = _settings(tmp_path, "clean")
+    build_index(clean, embedder=emb)
+    assert _rankings(s, emb) == _rankings(clean, emb)

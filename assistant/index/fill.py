@@ -27,11 +27,12 @@ from .commit import publish_manifest, tag
 from .embcache import EmbeddingCache
 from .manifest import Manifest
 from .reader import _open_generation
-from .segment import SegmentMeta, write_part
+from .segment import SegmentMeta, load_array, write_part
 
 Progress = Callable[[str, int, int, str], None]
 EMBED_SLICE = 256  # texts per embed call: the unit of progress, of cancelling and of what a kill can lose
 PUBLISH_EVERY = 20.0  # seconds between generations published while vectors fill in
+MAX_PARTS = 8  # vector parts per segment before they are rewritten as one
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,18 @@ class PartBuffer:
         return bool(self._rows)
 
     def flush(self) -> None:
-        """Write the buffered vectors as new parts; the metas then name them."""
+        """Write the buffered vectors as new parts; the metas then name them. A segment that would have
+        MAX_PARTS parts gets one part with all its vectors instead (so a long fill leaves few files)."""
         for si in sorted(self._rows):
             meta = self.metas[si]
-            part = write_part(self.root / meta.name, tag(), np.concatenate(self._rows[si]),
-                              np.concatenate(self._vecs[si]))
-            meta.parts = [*meta.parts, part]
+            folder = self.root / meta.name
+            rows, vecs = np.concatenate(self._rows[si]), np.concatenate(self._vecs[si])
+            if len(meta.parts) + 1 >= MAX_PARTS:
+                rows = np.concatenate([*(load_array(folder / f"rows-{p}.npy") for p, _ in meta.parts), rows])
+                vecs = np.concatenate([*(load_array(folder / f"vectors-{p}.npy") for p, _ in meta.parts), vecs])
+                meta.parts = [write_part(folder, tag(), rows, vecs)]
+            else:
+                meta.parts = [*meta.parts, write_part(folder, tag(), rows, vecs)]
         self._rows.clear()
         self._vecs.clear()
 
