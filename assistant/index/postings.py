@@ -118,13 +118,27 @@ def search(segments: Sequence[PostingSource], terms: Sequence[str], k: int, live
         if not parts:
             continue
         dl = seg.doclen()
+        a, b = np.float32(K1 * (1.0 - B)), np.float32(K1 * B / avgdl)
         acc_rows = np.concatenate([r for r, _, _ in parts])
-        contrib = np.concatenate([
-            w * tfs / (K1 * (1.0 - B + B * dl[rows].astype(np.float64) / avgdl) + tfs) for rows, tfs, w in parts])
-        uniq, inverse = np.unique(acc_rows, return_inverse=True)
-        scores = np.bincount(inverse, weights=contrib, minlength=len(uniq))
+        contrib = np.concatenate([np.float32(w) * tfs / (a + b * dl[rows] + tfs) for rows, tfs, w in parts])
+        # Summed in input order either way (term by term), so both paths give the same floats.
+        if len(acc_rows) * 8 > seg.rows_total:  # dense accumulation: O(postings + rows), no sort
+            dense = np.bincount(acc_rows, weights=contrib, minlength=seg.rows_total)
+            uniq = np.flatnonzero(dense >= _kth(dense, k)) if seg.rows_total > k else np.flatnonzero(dense)
+            scores = dense[uniq]
+        else:
+            uniq, inverse = np.unique(acc_rows, return_inverse=True)
+            scores = np.bincount(inverse, weights=contrib, minlength=len(uniq))
+            if len(uniq) > k:  # this segment's top k and everything tied with its k-th: the rest cannot place
+                keep = scores >= _kth(scores, k)
+                uniq, scores = uniq[keep], scores[keep]
         found.append((np.full(len(uniq), si, dtype=np.int32), uniq, scores))
     return top_k(found, [s.fids() for s in segments], k, order=order)
+
+
+def _kth(scores: np.ndarray, k: int) -> float:
+    """The k-th largest value of `scores` (len > k), at least the smallest positive float."""
+    return max(float(np.partition(scores, len(scores) - k)[len(scores) - k]), np.nextafter(0.0, 1.0))
 
 
 OrderKeys = Callable[[int, Sequence[int]], dict[int, tuple[str, int]]]  # (segment, rows) -> row: (source, start)
