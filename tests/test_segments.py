@@ -250,3 +250,26 @@ def test_a_long_fill_leaves_few_vector_parts_and_the_same_results(tmp_path: Path
     clean = _settings(tmp_path, "clean")
     build_index(clean, embedder=emb)
     assert _rankings(s, emb) == _rankings(clean, emb)
+
+
+def test_maxscore_pruning_returns_exactly_what_scoring_every_posting_does(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.index import postings
+
+    emb = HashEmbedder()
+    docs = tmp_path / "docs"
+    _corpus(docs, range(0, 20))
+    s = _settings(tmp_path)
+    build_index(s, embedder=emb)
+    _corpus(docs, range(20, 30))
+    (docs / "p04.txt").unlink()
+    build_index(s, embedder=emb)  # two segments and a deletion
+    monkeypatch.setattr(postings, "PRUNE_MIN_POSTINGS", 0)
+    r = open_index(s.index_dir)
+    stats: dict[str, int] = {}
+    queries = [*QUERIES, *(" ".join(p.split()[:12]) for p in _paragraphs()[:30])]
+    for q in queries:
+        for k in (1, 5, 40):
+            args = (r.segments, tokenize(q), k, r._live_rows, r._live_length, r._order)
+            assert postings.search(*args, prune=True, stats=stats) == postings.search(*args, prune=False)
+    assert stats.get("pruned", 0) > 10  # the early stop did happen, and changed nothing

@@ -71,7 +71,11 @@ class EvalResult:
 # --- index folders ----------------------------------------------------------------------------------
 
 def index_key(s: Settings) -> tuple[str, ...]:
-    return (str(Path(s.docs_dir).resolve()), s.model, str(s.chunk_tokens), str(s.chunk_overlap), s.backend)
+    key = (str(Path(s.docs_dir).resolve()), s.model, str(s.chunk_tokens), str(s.chunk_overlap), s.backend)
+    defaults = Settings()
+    if (s.ann_threshold, s.ann_nprobe) != (defaults.ann_threshold, defaults.ann_nprobe):  # ANN files differ
+        key += (f"ann={s.ann_threshold}/{s.ann_nprobe}",)
+    return key
 
 
 def index_dir_for(settings: Settings, out_dir: Path, reference: Settings) -> Path:

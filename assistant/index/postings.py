@@ -19,6 +19,7 @@ import numpy as np
 
 K1 = 1.5
 B = 0.75
+PRUNE_MIN_POSTINGS = 100_000  # MaxScore pruning is tried for queries with more postings than this
 
 
 @dataclass(frozen=True)
@@ -87,53 +88,110 @@ def idf(df: int, n: int) -> float:
 
 
 def search(segments: Sequence[PostingSource], terms: Sequence[str], k: int, live_rows: int,
-           live_length: float, order: OrderKeys | None = None) -> list[tuple[int, int, float]]:
+           live_length: float, order: OrderKeys | None = None, prune: bool = True,
+           stats: dict[str, int] | None = None) -> list[tuple[int, int, float]]:
     """The top `k` (segment, row, score) for the query `terms` (repeats count, as in bm25s), best first;
-    only rows with a positive score. `live_rows` and `live_length` are the index's live totals."""
+    only rows with a positive score. `live_rows` and `live_length` are the index's live totals.
+
+    MaxScore: terms are taken rarest first; the rows holding the terms taken so far are scored in full,
+    and once their k-th score reaches what the remaining terms could add at most (each term adds less
+    than its weight), no other row can place and the common terms' postings are never scanned. Exact: the
+    same results as scoring every posting (which is what happens when no such point comes early, or
+    without `prune`). `stats`, if given, counts the searches that stopped early ("pruned")."""
     if not terms or live_rows <= 0 or k <= 0:
         return []
-    avgdl = live_length / live_rows
-    # Pass 1: the live postings of each term in each segment, and the global document frequencies.
-    lists: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in segments]
-    dfs: list[int] = []
+    mult: dict[str, int] = {}
     for t in terms:
-        df = 0
-        for si, seg in enumerate(segments):
-            rows, tfs = seg.postings(t)
-            if len(rows):
-                mask = seg.deleted_mask()
-                if mask is not None:
-                    live = ~mask[rows]
-                    rows, tfs = rows[live], tfs[live]
-                df += len(rows)
-            lists[si].append((rows, tfs))
-        dfs.append(df)
-    if not any(dfs):
+        mult[t] = mult.get(t, 0) + 1
+    lists = {t: [seg.postings(t) for seg in segments] for t in mult}
+    df = {t: sum(len(r) - _dead(seg, r) for seg, (r, _) in zip(segments, lists[t], strict=True)) for t in mult}
+    qterms = [t for t in mult if df[t]]  # the order every score is summed in
+    if not qterms:
         return []
-    weights = [idf(df, live_rows) if df else 0.0 for df in dfs]
-    # Pass 2: scores per segment, summed term by term (the same order in every layout), then the top k.
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (segment, rows, scores) per segment
+    w = {t: mult[t] * idf(df[t], live_rows) for t in qterms}
+    norm = (np.float32(K1 * (1.0 - B)), np.float32(K1 * B * live_rows / live_length))
+    by_rarity = sorted(qterms, key=lambda t: (df[t], t))
+    fids = [s.fids() for s in segments]
+    worth = prune and sum(df.values()) > PRUNE_MIN_POSTINGS  # below it, scanning everything is faster
+    for j in range(len(by_rarity) - 1 if worth else 0):
+        essential = by_rarity[: j + 1]
+        if sum(df[t] for t in essential) < k:
+            continue  # too few rows yet to know a k-th score
+        if sum(df[t] for t in essential) * 4 > live_rows:
+            break  # the candidates are most of the index: scoring every posting is cheaper
+        found = []
+        for si, seg in enumerate(segments):
+            rows = _live(seg, np.unique(np.concatenate([lists[t][si][0] for t in essential])))
+            if len(rows):
+                found.append((np.full(len(rows), si, dtype=np.int32), rows,
+                              _score_rows(seg, rows, [(lists[t][si], w[t]) for t in qterms], norm)))
+        scores = np.concatenate([f[2] for f in found]) if found else np.zeros(0)
+        bound = sum(w[t] for t in by_rarity[j + 1:]) * (1 + 1e-6)
+        if len(scores) >= k and _kth(scores, k) >= bound:
+            if stats is not None:
+                stats["pruned"] = stats.get("pruned", 0) + 1
+            return top_k(found, fids, k, order=order)
+    found = []
     for si, seg in enumerate(segments):
-        parts = [(rows, tfs, w) for (rows, tfs), w in zip(lists[si], weights, strict=True) if len(rows) and w]
-        if not parts:
+        parts = [(lists[t][si], w[t]) for t in qterms if len(lists[t][si][0])]
+        if parts:
+            found.append(_score_all(seg, si, parts, norm, k))
+    return top_k(found, fids, k, order=order)
+
+
+def _dead(seg: PostingSource, rows: np.ndarray) -> int:
+    """Deleted rows among `rows` (sorted)."""
+    mask = seg.deleted_mask()
+    return 0 if mask is None or not len(rows) else int(np.count_nonzero(mask[rows]))
+
+
+def _live(seg: PostingSource, rows: np.ndarray) -> np.ndarray:
+    mask = seg.deleted_mask()
+    return rows if mask is None else rows[~mask[rows]]
+
+
+def _contrib(seg: PostingSource, rows: np.ndarray, tfs: np.ndarray, weight: float,
+             norm: tuple[np.float32, np.float32]) -> np.ndarray:
+    return np.float32(weight) * tfs / (norm[0] + norm[1] * seg.doclen()[rows] + tfs)
+
+
+def _score_rows(seg: PostingSource, rows: np.ndarray, parts: Sequence[tuple[tuple[np.ndarray, np.ndarray], float]],
+                norm: tuple[np.float32, np.float32]) -> np.ndarray:
+    """Full scores of the sorted `rows`, looking each term's tf up in its sorted postings."""
+    acc = np.zeros(len(rows), dtype=np.float64)
+    for (prow, ptf), weight in parts:
+        if not len(prow):
             continue
-        dl = seg.doclen()
-        a, b = np.float32(K1 * (1.0 - B)), np.float32(K1 * B / avgdl)
-        acc_rows = np.concatenate([r for r, _, _ in parts])
-        contrib = np.concatenate([np.float32(w) * tfs / (a + b * dl[rows] + tfs) for rows, tfs, w in parts])
-        # Summed in input order either way (term by term), so both paths give the same floats.
-        if len(acc_rows) * 8 > seg.rows_total:  # dense accumulation: O(postings + rows), no sort
-            dense = np.bincount(acc_rows, weights=contrib, minlength=seg.rows_total)
-            uniq = np.flatnonzero(dense >= _kth(dense, k)) if seg.rows_total > k else np.flatnonzero(dense)
-            scores = dense[uniq]
-        else:
-            uniq, inverse = np.unique(acc_rows, return_inverse=True)
-            scores = np.bincount(inverse, weights=contrib, minlength=len(uniq))
-            if len(uniq) > k:  # this segment's top k and everything tied with its k-th: the rest cannot place
-                keep = scores >= _kth(scores, k)
-                uniq, scores = uniq[keep], scores[keep]
-        found.append((np.full(len(uniq), si, dtype=np.int32), uniq, scores))
-    return top_k(found, [s.fids() for s in segments], k, order=order)
+        pos = np.minimum(np.searchsorted(prow, rows), len(prow) - 1)
+        hit = np.asarray(prow)[pos] == rows
+        acc[hit] += _contrib(seg, rows[hit], np.asarray(ptf)[pos[hit]], weight, norm)
+    return acc
+
+
+def _score_all(seg: PostingSource, si: int, parts: Sequence[tuple[tuple[np.ndarray, np.ndarray], float]],
+               norm: tuple[np.float32, np.float32], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every live posting of the terms scored; the segment's top k (with ties). Summed term by term in
+    input order, as _score_rows does, so the two give the same floats."""
+    mask = seg.deleted_mask()
+    rows_l, contrib_l = [], []
+    for (rows, tfs), weight in parts:
+        if mask is not None:
+            live = ~mask[rows]
+            rows, tfs = rows[live], tfs[live]
+        rows_l.append(rows)
+        contrib_l.append(_contrib(seg, rows, tfs, weight, norm))
+    acc_rows, contrib = np.concatenate(rows_l), np.concatenate(contrib_l)
+    if len(acc_rows) * 8 > seg.rows_total:  # dense accumulation: O(postings + rows), no sort
+        dense = np.bincount(acc_rows, weights=contrib, minlength=seg.rows_total)
+        uniq = np.flatnonzero(dense >= _kth(dense, k)) if seg.rows_total > k else np.flatnonzero(dense)
+        scores = dense[uniq]
+    else:
+        uniq, inverse = np.unique(acc_rows, return_inverse=True)
+        scores = np.bincount(inverse, weights=contrib, minlength=len(uniq))
+        if len(uniq) > k:  # this segment's top k and everything tied with its k-th: the rest cannot place
+            keep = scores >= _kth(scores, k)
+            uniq, scores = uniq[keep], scores[keep]
+    return np.full(len(uniq), si, dtype=np.int32), uniq, scores
 
 
 def _kth(scores: np.ndarray, k: int) -> float:
