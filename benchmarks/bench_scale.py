@@ -468,7 +468,7 @@ def open_once(index: Path, docs: Path, nq: int) -> dict:
     r = Retriever.open(s, embedder=emb)
     out["open_seconds"] = time.perf_counter() - t
     out["rss_after_open_mb"] = rss_mb()
-    print(f"open {out['open_seconds']:.2f} s, RSS {out['rss_before_mb']:.0f} -> {out['rss_after_open_mb']:.0f} MB",
+    print(f"open {out['open_seconds']:.3g} s, RSS {out['rss_before_mb']:.0f} -> {out['rss_after_open_mb']:.0f} MB",
           flush=True)
     if nq:
         qs = questions(nq)
@@ -510,7 +510,7 @@ def table(rows: list[dict]) -> str:
         ups = r.get("updates", {})
         cells = [f"{r['size']:,}", f"{r['chunks']:,}", _f(r.get("build_beyond_encoding"), ".1f"),
                  _f(r.get("disk_bytes", 0) / MB, ".1f"), _f(r.get("bytes_per_chunk"), ",.0f"),
-                 _f(r.get("open_seconds"), ".2f"), _f(r.get("rss_after_open_mb"), ".0f"),
+                 _f(r.get("open_seconds"), ".3g"), _f(r.get("rss_after_open_mb"), ".0f"),
                  _f(r.get("rss_after_queries_mb"), ".0f"), _f(r.get("p50_ms"), ".1f"), _f(r.get("p95_ms"), ".1f")]
         for k in ("add", "change", "remove"):
             u = ups.get(k)
@@ -548,7 +548,7 @@ def details(rows: list[dict], calibration: dict) -> str:
             " ".join(f"{k.removesuffix('_ms')} {v:.1f}" for k, v in r.get("stage_p50_ms", {}).items())
             + f" ({r.get('omp_threads', '?')})",
             _f(r.get("rss_before_open_mb"), ".0f"),
-            " ".join(f"{x:.2f}" for x in r.get("open_seconds_all", [])) or "—",
+            " ".join(f"{x:.3g}" for x in r.get("open_seconds_all", [])) or "—",
             " / ".join(f"{u['wchar'] / MB:.1f}" for u in kinds) or "—",
             " / ".join(f"{u['growth_bytes'] / MB:+.1f}" for u in kinds) or "—"]) + " |")
     return "\n".join(out)
