@@ -222,6 +222,10 @@ class Assistant:
     def documents(self) -> list[DocInfo]:
         return self._retriever.documents()
 
+    def document_count(self) -> int:
+        """How many documents the index holds (from its manifest: nothing is read per document)."""
+        return self._retriever.reader.manifest.documents
+
     def document_text(self, source: str) -> str:
         return self._retriever.document_text(source)
 

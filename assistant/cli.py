@@ -255,7 +255,7 @@ def _serve(args: argparse.Namespace, s: Settings) -> int:
     t = time.perf_counter()
     check_port_free(s.host, s.port)  # at once, not after the model has loaded
     a = _open(s, serving=True)
-    docs = a.retriever.reader.manifest.documents
+    docs = a.document_count()
     print(f"index ready: {docs} documents ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
     import threading
 

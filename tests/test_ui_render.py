@@ -235,6 +235,9 @@ class _FakeAssistant:
     def documents(self):
         return []
 
+    def document_count(self) -> int:
+        return 0
+
     indexing = False
 
     def dense_status(self):

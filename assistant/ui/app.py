@@ -240,7 +240,7 @@ class _Handlers:
 
     def index_status(self) -> str:
         dense, total = self.a.dense_status()
-        docs = self.a.retriever.reader.manifest.documents
+        docs = self.a.document_count()
         line = f"Index: {docs:,} documents, {total:,} passages"
         if dense < total:
             state = "filling in" if self.a.indexing else "paused"
