@@ -23,7 +23,7 @@ from .commit import publish_manifest, tag
 from .manifest import Manifest
 from .reader import IndexReader, _open_generation
 from .segment import Segment, SegmentMeta, SegmentWriter, write_part
-from .vectors import build_ann
+from .vectors import build_ann, nprobe_for
 
 MERGE_FACTOR = 4  # segments of one size tier that are merged into one
 TIER_FLOOR = 2048  # segments below this many live rows share the lowest tier
@@ -122,9 +122,9 @@ def _ann(settings: Settings, index_dir: Path, manifest: Manifest) -> tuple[Manif
     changed = False
     for m in metas:
         wants = threshold > 0 and m.live >= threshold and m.vectors - m.deleted_vectors == m.live
-        if m.ann and (not wants or int(m.ann.get("nprobe", 0)) != nprobe):
+        if m.ann and (not wants or int(m.ann.get("nprobe", 0)) != nprobe_for(_nlist(m.ann), nprobe)):
             if wants:
-                m.ann = {**m.ann, "nprobe": nprobe}
+                m.ann = {**m.ann, "nprobe": nprobe_for(_nlist(m.ann), nprobe)}
             else:
                 m.ann = {}
             changed = True
@@ -141,6 +141,10 @@ def _ann(settings: Settings, index_dir: Path, manifest: Manifest) -> tuple[Manif
     if changed:
         manifest = _publish(index_dir, replace_ann(manifest, settings), metas)
     return manifest, lines
+
+
+def _nlist(ann: dict) -> int:
+    return int(str(ann["factory"]).removeprefix("IVF").split(",")[0])
 
 
 def replace_ann(manifest: Manifest, settings: Settings) -> Manifest:

@@ -92,16 +92,25 @@ class AnnVectors:
 
 
 def nlist_for(n: int) -> int:
-    """IVF lists for `n` vectors: about 4·sqrt(n), a power of two, at least 16."""
-    return max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))
+    """IVF lists for `n` vectors: about sqrt(n), a power of two, at least 16 (1,024 at a million)."""
+    return max(16, 2 ** round(math.log2(math.sqrt(max(n, 1)))))
+
+
+def nprobe_for(nlist: int, nprobe: int = 0) -> int:
+    """Lists probed: `nprobe` if set, else a quarter of them. Measured on MiniLM vectors of 116k Python and
+    PostgreSQL docs chunks against the three evaluation sets' questions (benchmarks/bench_ann.py): IVF-SQ8
+    1,024 lists, 256 probed, recall@10 0.977 against exact search at 0.14x its time; 128 probed, 0.955."""
+    return min(nlist, nprobe) if nprobe > 0 else max(1, nlist // 4)
 
 
 def build_ann(folder: Path, tag: str, rows: np.ndarray, vectors: np.ndarray, nprobe: int,
               sample: int = 50_000, seed: int = 0) -> dict[str, Any]:
-    """Train an IVF-SQ8 index on a sample of `vectors`, add them all with their rows as ids, write it."""
+    """Train an IVF-SQ8 index on a sample of `vectors`, add them all with their rows as ids, write it.
+    `nprobe` 0: a quarter of the lists (nprobe_for)."""
     faiss = _faiss()
     n, d = vectors.shape
     nlist = nlist_for(n)
+    nprobe = nprobe_for(nlist, nprobe)
     factory = f"IVF{nlist},SQ8"
     index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
