@@ -190,45 +190,66 @@ segment.SegmentWriter.add = slow_add
 s = Settings.load(env={}, docs_dir=sys.argv[1], index_dir=sys.argv[2], backend="torch")
 if sys.argv[3] == "merge":
     optimize_index(s)
+elif sys.argv[3] == "fill":
+    from assistant.index import fill, layout
+
+    class Slow(HashEmbedder):
+        def embed(self, texts, **kw):
+            if self.calls:
+                time.sleep(60)  # killed here, after the first part was published
+            return super().embed(texts, **kw)
+
+    fill.EMBED_SLICE = 4
+    with layout.writer_lock(s.index_dir):
+        fill.fill_vectors_locked(s, Slow(), publish_every=0.0)
 else:
     build_index(s, embedder=HashEmbedder())
 """
 
 
-@pytest.mark.parametrize("step", ["segment", "merge"])
-def test_kill_during_a_segment_write_or_a_merge_leaves_the_previous_index(tmp_path: Path, step: str) -> None:
+@pytest.mark.parametrize("step", ["segment", "merge", "fill"])
+def test_kill_during_a_segment_write_a_merge_or_a_fill_leaves_the_previous_index(tmp_path: Path, step: str) -> None:
     emb = HashEmbedder()
-    s = _settings(tmp_path)
+    s = _settings(tmp_path, progressive_min_chunks=0 if step == "fill" else 512)
     docs = tmp_path / "docs"
     _corpus(docs, range(0, 8))
     build_index(s, embedder=emb)
     _corpus(docs, range(8, 12))
-    build_index(s, embedder=emb)
+    build_index(s, embedder=emb, wait=step != "fill")  # "fill": the second segment waits for its vectors
     if step == "segment":
         _corpus(docs, range(12, 16))
     before = _rankings(s, emb)
     segments = s.index_dir / "segments"
-    first = {p.name for p in segments.iterdir()}
+    first = {p.name for p in segments.rglob("*")}
     proc = subprocess.Popen([sys.executable, "-c", _SLOW, str(docs), str(s.index_dir), step], cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
-        while not {p.name for p in segments.iterdir()} - first:
+        while not {p.name for p in segments.rglob("*")} - first:  # a new segment, or a fill's first part
             assert proc.poll() is None and time.monotonic() < deadline, f"the {step} never started"
             time.sleep(0.05)
         time.sleep(0.5)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert _rankings(s, emb) == before  # the previous generation, untouched
-    if step == "segment":
+    if step != "fill":
+        assert _rankings(s, emb) == before  # the previous generation, untouched
+    else:  # the generation the fill published before it was killed: more vectors, the same documents
+        assert open_index(s.index_dir).manifest.pending < open_index(s.index_dir).manifest.chunks
+        assert _rankings(s, emb)[(QUERIES[0], "bm25")] == before[(QUERIES[0], "bm25")]
+    if step == "fill":
+        report = build_index(s, embedder=emb)  # the next run fills in the rest
+        assert report.pending == 0 and open_index(s.index_dir).manifest.pending == 0
+    elif step == "segment":
         report = build_index(s, embedder=emb)  # the next run cleans up and completes
         assert report.added == tuple(f"p{i:02d}.txt" for i in range(12, 16))
     else:
         optimize_index(s)
         assert len(open_index(s.index_dir).manifest.segment_metas()) == 1
         assert _rankings(s, emb) == before
-    live = {m.name for m in open_index(s.index_dir).manifest.segment_metas()}
-    assert {p.name for p in segments.iterdir()} == live  # the killed writer's segment is gone
+    metas = open_index(s.index_dir).manifest.segment_metas()
+    assert {p.name for p in segments.iterdir()} == {m.name for m in metas}  # the killed writer's segment is gone
+    named = {f"{kind}-{p}.npy" for m in metas for p, _ in m.parts for kind in ("rows", "vectors")}
+    assert {f.name for f in segments.rglob("*") if f.name.startswith(("rows-", "vectors-"))} == named
 
 
 def test_a_long_fill_leaves_few_vector_parts_and_the_same_results(tmp_path: Path,
