@@ -294,3 +294,41 @@ def test_maxscore_pruning_returns_exactly_what_scoring_every_posting_does(tmp_pa
             args = (r.segments, tokenize(q), k, r._live_rows, r._live_length, r._order)
             assert postings.search(*args, prune=True, stats=stats) == postings.search(*args, prune=False)
     assert stats.get("pruned", 0) > 10  # the early stop did happen, and changed nothing
+
+
+def test_an_update_reads_only_the_files_whose_size_or_mtime_changed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.load import scan
+
+    emb = HashEmbedder()
+    docs = tmp_path / "docs"
+    _corpus(docs, range(0, 12))
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    s = _settings(tmp_path)
+    first = build_index(s, embedder=emb)
+    assert "broken.pdf" in {sk.rel for sk in first.skipped}
+    hashed: list[str] = []
+    real = scan.hashlib.sha256
+
+    class Counting:
+        def __init__(self) -> None:
+            self._h = real()
+
+        def update(self, data: bytes) -> None:
+            self._h.update(data)
+
+        def hexdigest(self) -> str:
+            hashed.append("x")
+            return self._h.hexdigest()
+
+    import types
+
+    monkeypatch.setattr(scan, "hashlib", types.SimpleNamespace(sha256=Counting))  # this module's only
+    assert build_index(s, embedder=emb).wrote is False and hashed == []  # nothing read: not one file hashed
+    f = docs / "p03.txt"
+    f.write_text(f.read_text(encoding="utf-8") + "\nOne more line about sellers.\n", encoding="utf-8")
+    g = docs / "p05.txt"
+    os.utime(g, ns=(g.stat().st_atime_ns, g.stat().st_mtime_ns + 1000))  # touched, same bytes
+    report = build_index(s, embedder=emb)
+    assert len(hashed) == 2 and report.changed == ("p03.txt",) and "p05.txt" in report.unchanged
+    assert "broken.pdf" in {sk.rel for sk in report.skipped}  # still skipped, and not read again

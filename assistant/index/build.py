@@ -107,16 +107,6 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
                 f"index in {index_dir} was built from {built_from}, not {settings.docs_dir}: to index "
                 f"{settings.docs_dir} there run `assistant index {settings.docs_dir} --index-dir {index_dir}` "
                 f"(it replaces that index), or pass another --index-dir")
-        timings: dict[str, float] = {}
-        files, skipped = scan_folder(settings.docs_dir, settings.max_file_mb)
-        timings["scan"] = time.perf_counter() - t0
-        if not files and old is None:
-            raise DocumentError(str(settings.docs_dir),
-                                f"no documents to index (supported: {' '.join(SUPPORTED_SUFFIXES)}); "
-                                "add files to the folder or pass --docs FOLDER"
-                                + (f"; skipped: {_skipped_line(skipped)}" if skipped else ""))
-        by_rel = {f.rel: f for f in files}
-
         model_id = embedder.model_id if embedder is not None else settings.model
         wanted = wanted_manifest(settings, model_id, backend=backend_of(embedder) if embedder is not None
                                  else settings.backend)
@@ -136,6 +126,26 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
                 old_reader = _open_generation(index_dir, gen, None)
             except IndexMismatchError as e:  # segment files lost: start again rather than fail every build
                 full, reason = True, f"index unreadable ({e})"
+        # Files whose size and mtime are those recorded are not read again (their hash stands).
+        known: dict[str, tuple[int, int, str]] = {}
+        if old_reader is not None and old is not None:
+            known = {r: (int(v.get("size", 0)), int(v.get("mtime_ns", 0)), str(v["sha256"]))
+                     for r, v in old.skipped.items()}
+            known |= {r: (d["size"], d["mtime_ns"], d["sha256"]) for r, d in old_reader.document_hashes().items()}
+        timings: dict[str, float] = {}
+        try:
+            files, skipped = scan_folder(settings.docs_dir, settings.max_file_mb, known)
+        except BaseException:
+            if old_reader is not None:
+                old_reader.close()
+            raise
+        timings["scan"] = time.perf_counter() - t0
+        if not files and old is None:
+            raise DocumentError(str(settings.docs_dir),
+                                f"no documents to index (supported: {' '.join(SUPPORTED_SUFFIXES)}); "
+                                "add files to the folder or pass --docs FOLDER"
+                                + (f"; skipped: {_skipped_line(skipped)}" if skipped else ""))
+        by_rel = {f.rel: f for f in files}
         try:
             return _update(settings, embedder, progress, cancel, wait, t0, old, old_reader, full, reason,
                            rebuild, by_rel, skipped, timings)
@@ -283,7 +293,8 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
             if writer is None:
                 folders.append(layout.new_segment(index_dir))
                 writer = SegmentWriter(folders[-1])
-            rows += list(writer.add(doc, chunks, now))
+            src = by_rel[rel]
+            rows += list(writer.add(doc, chunks, now, (src.size, src.mtime_ns)))
             texts += [embedding_text(doc, c) for c in chunks]
             written[rel] = doc.sha256
         if writer is not None:
@@ -345,7 +356,8 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
         fresh = replace(wanted, dimension=dimension, max_seq_length=max_seq,
                         ann_threshold=settings.ann_threshold, ann_nprobe=settings.ann_nprobe).with_segments(metas)
         live_sha = {r: v["sha256"] for r, v in old_docs.items() if r not in stale} | written
-        fresh.skipped = {sk.rel: {"sha256": by_rel[sk.rel].sha256, "reason": sk.reason} for sk in skipped
+        fresh.skipped = {sk.rel: {"sha256": by_rel[sk.rel].sha256, "reason": sk.reason, "size": by_rel[sk.rel].size,
+                                  "mtime_ns": by_rel[sk.rel].mtime_ns} for sk in skipped
                          if sk.rel in by_rel and live_sha.get(sk.rel) != by_rel[sk.rel].sha256}
         docs_dir = settings.docs_dir.resolve()
         fresh.docs_dir = str(docs_dir)

@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import IndexMismatchError
 from .segment import SegmentMeta
 
-FORMAT_VERSION = 2  # 2: segments (postings, vector parts, deletions) instead of one FAISS and SQLite file
+FORMAT_VERSION = 3  # 2: segments (postings, vector parts, deletions); 3: documents record size and mtime
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Manifest:
     segments: list[dict[str, Any]] = field(default_factory=list)  # SegmentMeta.to_json() of the live segments
     ann_threshold: int = 0  # a segment with this many vectors or more is searched by its ANN index; 0: never
     ann_nprobe: int = 0  # IVF lists probed per query
-    skipped: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> sha256, reason: not re-read
+    skipped: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> sha256, reason, size, mtime_ns
     docs_dir: str = ""  # the documents folder, absolute; query commands use it by default
     docs_dir_from_index: str = ""  # the same folder relative to the index folder, if the two move together
 

@@ -59,9 +59,9 @@ def merge(reader: IndexReader, picks: Sequence[int], folder: Path) -> SegmentMet
         for si in picks:
             seg = reader.segments[si]
             has = seg.has_vector() if seg.parts else None
-            for doc, rows, indexed_at in seg.iter_documents():
+            for doc, rows, indexed_at, stat in seg.iter_documents():
                 chunks = seg.chunks(list(rows))
-                got = np.array(writer.add(doc, [chunks[r] for r in rows], indexed_at), dtype=np.int32)
+                got = np.array(writer.add(doc, [chunks[r] for r in rows], indexed_at, stat), dtype=np.int32)
                 if has is not None:
                     old = np.arange(rows.start, rows.stop)
                     with_vec = has[old]

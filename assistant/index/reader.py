@@ -100,6 +100,7 @@ class IndexReader:
         self.documents: Mapping[str, Document] = _Documents(self)
         self.doc_texts: Mapping[str, str] = _Texts(self.documents)  # type: ignore[arg-type]
         self._infos: tuple[DocInfo, ...] | None = None
+        self._hashes: dict[str, dict] | None = None
         self._live_rows = sum(s.meta.live for s in self.segments)
         self._live_length = sum(s.meta.live_length for s in self.segments)
 
@@ -123,17 +124,21 @@ class IndexReader:
     @property
     def doc_infos(self) -> tuple[DocInfo, ...]:
         if self._infos is None:
-            infos = [DocInfo(p, t, n, at) for s in self.segments for p, _, t, n, at in s.document_list()]
+            infos = [DocInfo(p, t, n, at) for s in self.segments for p, _, t, n, at, _, _ in s.document_list()]
             self._infos = tuple(sorted(infos, key=lambda d: d.path))
         return self._infos
 
     def document_hashes(self) -> dict[str, dict]:
-        """path -> {sha256, chunks, indexed_at, segment} of the live documents (for incremental builds)."""
-        out: dict[str, dict] = {}
-        for i, s in enumerate(self.segments):
-            for p, sha, _, n, at in s.document_list():
-                out[p] = {"sha256": sha, "chunks": n, "indexed_at": at, "segment": i}
-        return out
+        """path -> {sha256, chunks, indexed_at, size, mtime_ns, segment} of the live documents (for
+        incremental builds)."""
+        if self._hashes is None:
+            out: dict[str, dict] = {}
+            for i, s in enumerate(self.segments):
+                for p, sha, _, n, at, size, mtime in s.document_list():
+                    out[p] = {"sha256": sha, "chunks": n, "indexed_at": at, "size": size, "mtime_ns": mtime,
+                              "segment": i}
+            self._hashes = out
+        return self._hashes
 
     def find_document(self, path: str) -> Document | None:
         for s in reversed(self.segments):  # a document is live in one segment; the newest is the likeliest

@@ -34,7 +34,7 @@ SCHEMA = """
 CREATE TABLE documents (
   path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL,
   sections TEXT NOT NULL, pages TEXT NOT NULL, chunks INTEGER NOT NULL, indexed_at TEXT NOT NULL,
-  first_row INTEGER NOT NULL);
+  first_row INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);
 CREATE TABLE chunks (
   row INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, start INTEGER NOT NULL,
   end INTEGER NOT NULL, text TEXT NOT NULL, headings TEXT NOT NULL, page INTEGER);
@@ -121,14 +121,16 @@ class SegmentWriter:
     def rows(self) -> int:
         return len(self._fids)
 
-    def add(self, doc: Document, chunks: Sequence[Chunk], indexed_at: str) -> range:
-        """Append a document and its chunks; the rows they got."""
+    def add(self, doc: Document, chunks: Sequence[Chunk], indexed_at: str, stat: tuple[int, int] = (0, 0)
+            ) -> range:
+        """Append a document and its chunks; the rows they got. `stat`: the file's (size, mtime_ns) when it
+        was read, so that the next update need not read it again while both are unchanged."""
         first = self.rows
         self._con.execute(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (doc.path, doc.sha256, doc.title, doc.text,
              json.dumps([[s.start, s.level, s.title] for s in doc.sections]), json.dumps(list(doc.pages)),
-             len(chunks), indexed_at, first))
+             len(chunks), indexed_at, first, int(stat[0]), int(stat[1])))
         self._con.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
             [(first + i, c.id, c.source, c.start, c.end, c.text, json.dumps(list(c.headings)), c.page)
@@ -257,19 +259,22 @@ class Segment:
         secs = tuple(Section(int(a), int(b), str(c)) for a, b, c in json.loads(sections))
         return Document(p, text, sha, title, secs, tuple(json.loads(pages)))
 
-    def iter_documents(self) -> Iterator[tuple[Document, range, str]]:
-        """Every live document with its rows and when it was indexed, in row order, a page at a time."""
+    def iter_documents(self) -> Iterator[tuple[Document, range, str, tuple[int, int]]]:
+        """Every live document with its rows, when it was indexed and its file's (size, mtime_ns), in row
+        order, a page at a time."""
         after = -1
         while True:
-            page = self._query("SELECT path, sha256, title, text, sections, pages, first_row, chunks, indexed_at "
-                               "FROM documents WHERE first_row > ? ORDER BY first_row LIMIT 64", (after,))
+            page = self._query("SELECT path, sha256, title, text, sections, pages, first_row, chunks, indexed_at, "
+                               "size, mtime_ns FROM documents WHERE first_row > ? ORDER BY first_row LIMIT 64",
+                               (after,))
             if not page:
                 return
-            for p, sha, title, text, sections, pages, first, n, at in page:
+            for p, sha, title, text, sections, pages, first, n, at, size, mtime in page:
                 after = int(first)
                 if self.is_live(after):
                     secs = tuple(Section(int(a), int(b), str(c)) for a, b, c in json.loads(sections))
-                    yield Document(p, text, sha, title, secs, tuple(json.loads(pages))), range(after, after + n), at
+                    doc = Document(p, text, sha, title, secs, tuple(json.loads(pages)))
+                    yield doc, range(after, after + n), at, (int(size), int(mtime))
 
     def document_rows(self, path: str) -> range | None:
         found = self._query("SELECT first_row, chunks FROM documents WHERE path = ?", (path,))
@@ -278,10 +283,12 @@ class Segment:
         first, n = found[0]
         return range(int(first), int(first) + int(n))
 
-    def document_list(self) -> list[tuple[str, str, str, int, str]]:
-        """(path, sha256, title, chunks, indexed_at) of the live documents, without their texts."""
-        rows = self._query("SELECT path, sha256, title, chunks, indexed_at, first_row FROM documents", ())
-        return [(p, sha, t, int(n), at) for p, sha, t, n, at, first in rows if self.is_live(int(first))]
+    def document_list(self) -> list[tuple[str, str, str, int, str, int, int]]:
+        """(path, sha256, title, chunks, indexed_at, size, mtime_ns) of the live documents, without texts."""
+        rows = self._query("SELECT path, sha256, title, chunks, indexed_at, size, mtime_ns, first_row FROM documents",
+                           ())
+        return [(p, sha, t, int(n), at, int(size), int(mt)) for p, sha, t, n, at, size, mt, first in rows
+                if self.is_live(int(first))]
 
     def _query(self, sql: str, args: Sequence[Any]) -> list[tuple]:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class SourceFile:
     rel: str  # POSIX path relative to the scanned root
     sha256: str  # hex sha256 of the raw bytes
     size: int
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +56,16 @@ def looks_binary(head: bytes) -> bool:
     return controls > 1 and controls > _CONTROL_SHARE * len(sample)
 
 
-def scan_folder(root: Path, max_mb: float | None = None) -> tuple[list[SourceFile], list[Skipped]]:
+Known = Mapping[str, tuple[int, int, str]]  # rel -> (size, mtime_ns, sha256) recorded when last indexed
+
+
+def scan_folder(root: Path, max_mb: float | None = None, known: Known | None = None
+                ) -> tuple[list[SourceFile], list[Skipped]]:
     """Walk `root` recursively and hash every supported file. Hidden files and folders are ignored;
     symlinks that leave `root` (or point at a folder), unsupported types, files over `max_mb` megabytes,
     empty, binary and unreadable files are returned as `Skipped` with a reason. Both lists are sorted by
-    `rel`."""
+    `rel`. A file whose size and modification time (to the nanosecond) are those `known` records is not
+    read again: its recorded hash stands, so an update of a large folder reads only what changed."""
     root = Path(root).absolute()
     if not root.exists():
         raise DocumentError(str(root), "no such folder")
@@ -97,7 +104,7 @@ def scan_folder(root: Path, max_mb: float | None = None) -> tuple[list[SourceFil
                 if entry.is_dir():
                     stack.append((path, rel + "/"))
                     continue
-                item = _scan_file(path, rel, max_mb)
+                item = _scan_file(path, rel, max_mb, known)
             except OSError as e:
                 item = Skipped(rel, _os_reason(e))
             (found if isinstance(item, SourceFile) else skipped).append(item)
@@ -106,7 +113,8 @@ def scan_folder(root: Path, max_mb: float | None = None) -> tuple[list[SourceFil
     return found, skipped
 
 
-def _scan_file(path: Path, rel: str, max_mb: float | None = None) -> SourceFile | Skipped:
+def _scan_file(path: Path, rel: str, max_mb: float | None = None, known: Known | None = None
+               ) -> SourceFile | Skipped:
     kind = kind_of(rel)
     if kind is None:
         suffix = os.path.splitext(rel.rsplit("/", 1)[-1])[1].lower() or "(no extension)"
@@ -118,6 +126,9 @@ def _scan_file(path: Path, rel: str, max_mb: float | None = None) -> SourceFile 
         return Skipped(rel, "empty file")
     if max_mb is not None and st.st_size > max_mb * 1024 * 1024:
         return Skipped(rel, f"{st.st_size / 1024 / 1024:.1f} MB, over the {max_mb:g} MB limit (max_file_mb)")
+    seen = known.get(rel) if known is not None else None
+    if seen is not None and seen[0] == st.st_size and seen[1] == st.st_mtime_ns and seen[1]:
+        return SourceFile(path, rel, seen[2], st.st_size, st.st_mtime_ns)
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
@@ -130,7 +141,7 @@ def _scan_file(path: Path, rel: str, max_mb: float | None = None) -> SourceFile 
             head = f.read(1 << 20)
     if size == 0:
         return Skipped(rel, "empty file")
-    return SourceFile(path, rel, h.hexdigest(), size)
+    return SourceFile(path, rel, h.hexdigest(), size, st.st_mtime_ns)
 
 
 def _os_reason(e: OSError) -> str:
