@@ -272,3 +272,23 @@ def test_the_status_line_shows_rate_and_time_left_while_filling(progressive: Set
     a._filler = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)
     a._filler.start()
     assert "chunks/s, about 0:" in _Handlers(a).index_status()
+
+
+def test_a_cache_at_its_bound_is_pruned_once_not_on_every_update(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.index.embcache import EmbeddingCache
+
+    docs = _corpus(tmp_path / "docs")
+    emb = HashEmbedder()
+    probe = Settings.load(env={}, docs_dir=docs, index_dir=tmp_path / "probe", chunk_tokens=32, chunk_overlap=4)
+    chunks = build_index(probe, embedder=emb).chunks
+    per_row_mb = (emb.dimension * 4 + 48) / 1024 / 1024
+    s = probe.replace(index_dir=tmp_path / "index", embed_cache_mb=per_row_mb * chunks * 0.7)
+    prunes: list[int] = []
+    real = EmbeddingCache.prune
+    monkeypatch.setattr(EmbeddingCache, "prune", lambda self, keep, mb: prunes.append(1) or real(self, keep, mb))
+    build_index(s, embedder=emb)
+    assert len(prunes) == 1  # over its bound after the first build
+    (docs / "extra.md").write_text("# Extra\n\nOne more short note about ovens.\n", encoding="utf-8")
+    build_index(s, embedder=emb)
+    assert len(prunes) == 1  # the next small update finds room under the bound

@@ -84,6 +84,10 @@ class EmbeddingCache:
         with self._lock:
             return int(self._con.execute("SELECT count(*) FROM vectors").fetchone()[0])
 
+    def rows_within(self, max_mb: float) -> int:
+        """How many vectors `max_mb` holds (the bound prune() enforces)."""
+        return int(max_mb * 1024 * 1024 / (self.dimension * 4 + 48))
+
     def prune(self, keep: Iterable[bytes], max_mb: float) -> int:
         """Delete the vectors of texts the live index does not hold, then the least recently used beyond
         `max_mb`; returns how many were deleted."""
@@ -94,8 +98,7 @@ class EmbeddingCache:
             self._con.execute("DELETE FROM keep")
             self._con.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((k,) for k in keep_set))
             gone = self._con.execute("DELETE FROM vectors WHERE key NOT IN (SELECT key FROM keep)").rowcount
-            per_row = self.dimension * 4 + 48
-            most = int(max_mb * 1024 * 1024 / per_row)
+            most = self.rows_within(max_mb)
             total = int(self._con.execute("SELECT count(*) FROM vectors").fetchone()[0])
             if total > most:
                 gone += self._con.execute(

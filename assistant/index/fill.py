@@ -198,7 +198,10 @@ def prune_cache(settings: Settings, cache: EmbeddingCache, reader_chunks: int,
                 texts: Callable[[], Sequence[str]]) -> int:
     """Keep the cached vectors of the live index's texts (bounded by embed_cache_mb), drop the rest; only
     when the cache has grown past the index by a quarter or past its bound, so small updates stay cheap."""
-    if len(cache) <= max(64, reader_chunks * 5 // 4) and \
-            cache.path.stat().st_size <= settings.embed_cache_mb * 1024 * 1024:
+    rows = len(cache)
+    # The bound is checked on the row count (what prune() enforces), not the file size: a SQLite file does
+    # not shrink after a delete, and a size check would prune again on every update.
+    if rows <= max(64, reader_chunks * 5 // 4) and rows <= cache.rows_within(settings.embed_cache_mb):
         return 0
-    return cache.prune(cache.keys(texts()), settings.embed_cache_mb)
+    # Down to 90 % of the bound, so that the next small updates have room and do not prune again.
+    return cache.prune(cache.keys(texts()), settings.embed_cache_mb * 0.9)
