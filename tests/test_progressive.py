@@ -292,3 +292,19 @@ def test_a_cache_at_its_bound_is_pruned_once_not_on_every_update(tmp_path: Path,
     (docs / "extra.md").write_text("# Extra\n\nOne more short note about ovens.\n", encoding="utf-8")
     build_index(s, embedder=emb)
     assert len(prunes) == 1  # the next small update finds room under the bound
+
+
+def test_the_cache_keeps_its_row_count_without_counting(tmp_path: Path) -> None:
+    from assistant.index.embcache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path, "ns", 4)
+    keys = cache.keys([f"text {i}" for i in range(10)])
+    cache.put(keys[:6], np.ones((6, 4), np.float32))
+    cache.put(keys[4:], np.ones((6, 4), np.float32))  # two of them already there
+    assert len(cache) == 10
+    cache.prune(keys[:3], max_mb=1.0)
+    assert len(cache) == 3
+    cache.close()
+    again = EmbeddingCache(tmp_path, "ns", 4)
+    assert len(again) == 3 and set(again.get(keys)) == set(keys[:3])
+    again.close()

@@ -332,3 +332,11 @@ def test_an_update_reads_only_the_files_whose_size_or_mtime_changed(tmp_path: Pa
     report = build_index(s, embedder=emb)
     assert len(hashed) == 2 and report.changed == ("p03.txt",) and "p05.txt" in report.unchanged
     assert "broken.pdf" in {sk.rel for sk in report.skipped}  # still skipped, and not read again
+
+
+def test_the_stopwords_are_bm25s_english_ones() -> None:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from assistant.index import terms
+
+    assert frozenset(STOPWORDS_EN) == terms._STOPWORDS_EN

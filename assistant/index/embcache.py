@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ FILE = "embeddings.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vec BLOB NOT NULL, used INTEGER NOT NULL)
   WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _CHUNK = 500  # keys per SELECT ... IN (...)
 
@@ -44,11 +46,20 @@ class EmbeddingCache:
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.executescript(_SCHEMA)
-        self._tick = self._max_used()
+        # Opening reads no row: "used" ticks are microseconds since the epoch (monotonic within a process),
+        # and the row count is kept in `meta` (counted once for a cache written before it was kept).
+        self._tick = time.time_ns() // 1000
+        row = self._con.execute("SELECT value FROM meta WHERE name = 'rows'").fetchone()
+        if row is None:
+            n = int(self._con.execute("SELECT count(*) FROM vectors").fetchone()[0])
+            self._con.execute("INSERT OR REPLACE INTO meta VALUES ('rows', ?)", (n,))
+            self._rows = n
+        else:
+            self._rows = int(row[0])
 
-    def _max_used(self) -> int:
-        row = self._con.execute("SELECT max(used) FROM vectors").fetchone()
-        return int(row[0] or 0)
+    def _next_tick(self) -> int:
+        self._tick = max(self._tick + 1, time.time_ns() // 1000)
+        return self._tick
 
     def keys(self, texts: Sequence[str]) -> list[bytes]:
         return [text_key(self.namespace, t) for t in texts]
@@ -58,7 +69,7 @@ class EmbeddingCache:
         out: dict[bytes, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
         with self._lock:
-            self._tick += 1
+            tick = self._next_tick()
             for i in range(0, len(unique), _CHUNK):
                 part = unique[i:i + _CHUNK]
                 marks = ",".join("?" * len(part))
@@ -67,22 +78,28 @@ class EmbeddingCache:
                     if vec.shape == (self.dimension,):
                         out[bytes(key)] = vec
                 if part:
-                    self._con.execute(f"UPDATE vectors SET used = ? WHERE key IN ({marks})", [self._tick, *part])
+                    self._con.execute(f"UPDATE vectors SET used = ? WHERE key IN ({marks})", [tick, *part])
         return out
 
     def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
         """Store vectors (one row per key) durably: a build killed after this keeps them."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._lock:
-            self._tick += 1
+            tick = self._next_tick()
             self._con.execute("BEGIN")
-            self._con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                                  [(k, v.tobytes(), self._tick) for k, v in zip(keys, vectors, strict=True)])
+            before = self._con.total_changes
+            # A key's vector never changes (same model, backend and text): a key already there stays.
+            self._con.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)",
+                                  [(k, v.tobytes(), tick) for k, v in zip(keys, vectors, strict=True)])
+            self._set_rows(self._rows + self._con.total_changes - before)
             self._con.execute("COMMIT")
 
+    def _set_rows(self, n: int) -> None:
+        self._con.execute("INSERT OR REPLACE INTO meta VALUES ('rows', ?)", (n,))
+        self._rows = n
+
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._con.execute("SELECT count(*) FROM vectors").fetchone()[0])
+        return self._rows
 
     def rows_within(self, max_mb: float) -> int:
         """How many vectors `max_mb` holds (the bound prune() enforces)."""
@@ -105,6 +122,7 @@ class EmbeddingCache:
                     "DELETE FROM vectors WHERE key IN (SELECT key FROM vectors ORDER BY used LIMIT ?)",
                     (total - most,)).rowcount
             self._con.execute("DELETE FROM keep")
+            self._set_rows(int(self._con.execute("SELECT count(*) FROM vectors").fetchone()[0]))
             self._con.execute("COMMIT")
         return gone
 

@@ -55,18 +55,14 @@ _QUESTION_WORDS = frozenset(
 )
 
 
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN) | _QUESTION_WORDS
-
-
-_STOP: frozenset[str] | None = None
+# bm25s's English stopwords (bm25s.stopwords.STOPWORDS_EN, Lucene's list), kept here so that tokenizing
+# does not import bm25s (150 ms); tests/test_segments.py checks BM25 against bm25s itself.
+_STOPWORDS_EN = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
+    "they this to was will with".split())
+_STOP = _STOPWORDS_EN | _QUESTION_WORDS
 
 
 def tokenize(text: str) -> list[str]:
-    global _STOP
-    if _STOP is None:
-        _STOP = _stopwords()
     words = [w for w in _TOKEN.findall(text.lower()) if w not in _STOP]
     return _stemmer().stemWords(words)

@@ -87,9 +87,9 @@ def scan_folder(root: Path, max_mb: float | None = None, known: Known | None = N
             rel = prefix + entry.name
             if entry.name.startswith("."):
                 continue  # .git, .DS_Store, editor swap files: never documents, not worth a line each
-            path = folder / entry.name
             try:
                 if entry.is_symlink():
+                    path = folder / entry.name
                     target = path.resolve()
                     if not target.exists():
                         skipped.append(Skipped(rel, "broken symlink"))
@@ -102,9 +102,9 @@ def scan_folder(root: Path, max_mb: float | None = None, known: Known | None = N
                         skipped.append(Skipped(rel, "symlink to a folder inside the folder"))
                         continue
                 if entry.is_dir():
-                    stack.append((path, rel + "/"))
+                    stack.append((folder / entry.name, rel + "/"))
                     continue
-                item = _scan_file(path, rel, max_mb, known)
+                item = _scan_file(entry.path, rel, max_mb, known)
             except OSError as e:
                 item = Skipped(rel, _os_reason(e))
             (found if isinstance(item, SourceFile) else skipped).append(item)
@@ -113,7 +113,7 @@ def scan_folder(root: Path, max_mb: float | None = None, known: Known | None = N
     return found, skipped
 
 
-def _scan_file(path: Path, rel: str, max_mb: float | None = None, known: Known | None = None
+def _scan_file(path: str, rel: str, max_mb: float | None = None, known: Known | None = None
                ) -> SourceFile | Skipped:
     kind = kind_of(rel)
     if kind is None:
@@ -128,7 +128,7 @@ def _scan_file(path: Path, rel: str, max_mb: float | None = None, known: Known |
         return Skipped(rel, f"{st.st_size / 1024 / 1024:.1f} MB, over the {max_mb:g} MB limit (max_file_mb)")
     seen = known.get(rel) if known is not None else None
     if seen is not None and seen[0] == st.st_size and seen[1] == st.st_mtime_ns and seen[1]:
-        return SourceFile(path, rel, seen[2], st.st_size, st.st_mtime_ns)
+        return SourceFile(Path(path), rel, seen[2], st.st_size, st.st_mtime_ns)
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
@@ -141,7 +141,7 @@ def _scan_file(path: Path, rel: str, max_mb: float | None = None, known: Known |
             head = f.read(1 << 20)
     if size == 0:
         return Skipped(rel, "empty file")
-    return SourceFile(path, rel, h.hexdigest(), size, st.st_mtime_ns)
+    return SourceFile(Path(path), rel, h.hexdigest(), size, st.st_mtime_ns)
 
 
 def _os_reason(e: OSError) -> str:
