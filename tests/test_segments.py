@@ -340,3 +340,61 @@ def test_the_stopwords_are_bm25s_english_ones() -> None:
     from assistant.index import terms
 
     assert frozenset(STOPWORDS_EN) == terms._STOPWORDS_EN
+
+
+class _MemorySegment:
+    """A PostingSource in memory, for testing the scoring on corpora too big to index quickly."""
+
+    def __init__(self, built, deleted: np.ndarray | None = None) -> None:  # noqa: ANN001
+        from assistant.index.postings import BLOCK, TermPostings
+
+        self.rows_total = len(built.doclen)
+        self._built, self._block, self._tp = built, BLOCK, TermPostings
+        self._mask = None
+        if deleted is not None:
+            self._mask = np.zeros(self.rows_total, dtype=bool)
+            self._mask[deleted] = True
+
+    def postings(self, term: str):  # noqa: ANN201
+        s, df, b = self._built.terms[term]
+        n = (df + self._block - 1) // self._block
+        bl = self._built.blocks
+        return self._tp(self._built.rows[s:s + df], self._built.tfs[s:s + df], bl["first"][b:b + n],
+                        bl["last"][b:b + n], bl["tf"][b:b + n], bl["dl"][b:b + n])
+
+    def deleted_mask(self) -> np.ndarray | None:
+        return self._mask
+
+    def doclen(self) -> np.ndarray:
+        return self._built.doclen
+
+    def fids(self) -> np.ndarray:
+        return np.arange(self.rows_total, dtype=np.int64)
+
+
+def test_block_max_pruning_is_exact_on_a_large_skewed_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.index import postings
+
+    monkeypatch.setattr(postings, "PRUNE_MIN_POSTINGS", 0)
+    monkeypatch.setattr(postings, "PRUNE_SHARE", 1)  # prune whenever it leaves anything out
+    rng = np.random.default_rng(7)
+    vocab = 3000
+    p = 1.0 / np.arange(1, vocab + 1) ** 1.1
+    p /= p.sum()
+    segs, live_rows, live_length = [], 0, 0.0
+    for seed, n in ((1, 30_000), (2, 12_000)):
+        lengths = rng.integers(5, 80, size=n)
+        built = postings.build_postings([[f"w{t}" for t in rng.choice(vocab, size=m, p=p)] for m in lengths])
+        deleted = np.sort(rng.choice(n, size=n // 50, replace=False)) if seed == 2 else None
+        segs.append(_MemorySegment(built, deleted))
+        keep = np.ones(n, bool) if deleted is None else ~np.isin(np.arange(n), deleted)
+        live_rows += int(keep.sum())
+        live_length += float(built.doclen[keep].astype(np.float64).sum())
+    stats: dict[str, int] = {}
+    queries = [[f"w{t}" for t in rng.choice(vocab, size=rng.integers(2, 6), p=p ** 0.5 / (p ** 0.5).sum())]
+               for _ in range(60)]
+    for q in queries:
+        for k in (5, 40):
+            args = (segs, q, k, live_rows, live_length)
+            assert postings.search(*args, prune=True, stats=stats) == postings.search(*args, prune=False), q
+    assert stats.get("pruned", 0) > 10

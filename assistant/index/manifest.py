@@ -11,7 +11,8 @@ from typing import Any
 from ..errors import IndexMismatchError
 from .segment import SegmentMeta
 
-FORMAT_VERSION = 3  # 2: segments (postings, vector parts, deletions); 3: documents record size and mtime
+FORMAT_VERSION = 4  # 2: segments (postings, vector parts, deletions); 3: documents record size and mtime;
+# 4: postings blocks (block-max)
 
 
 @dataclass

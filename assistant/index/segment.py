@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..records import Chunk, Document, Section
-from .postings import PostingsBuilder
+from .postings import BLOCK, PostingsBuilder, TermPostings
 from .terms import tokenize
 
 SCHEMA = """
@@ -38,7 +38,8 @@ CREATE TABLE documents (
 CREATE TABLE chunks (
   row INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL, start INTEGER NOT NULL,
   end INTEGER NOT NULL, text TEXT NOT NULL, headings TEXT NOT NULL, page INTEGER);
-CREATE TABLE terms (term TEXT PRIMARY KEY, start INTEGER NOT NULL, df INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE terms (term TEXT PRIMARY KEY, start INTEGER NOT NULL, df INTEGER NOT NULL, block INTEGER NOT NULL)
+  WITHOUT ROWID;
 """
 DB = "chunks.sqlite"
 
@@ -143,13 +144,15 @@ class SegmentWriter:
 
     def finish(self) -> SegmentMeta:
         built = self._postings.finish()
-        self._con.executemany("INSERT INTO terms VALUES (?,?,?)",
-                              ((t, s, df) for t, (s, df) in built.terms.items()))
+        self._con.executemany("INSERT INTO terms VALUES (?,?,?,?)",
+                              ((t, s, df, b) for t, (s, df, b) in built.terms.items()))
         self._con.execute("COMMIT")
         self._con.close()
         fsync_file(self.folder / DB)
         save_array(self.folder / "postings-rows.npy", built.rows)
         save_array(self.folder / "postings-tfs.npy", built.tfs)
+        for name, array in built.blocks.items():
+            save_array(self.folder / f"blocks-{name}.npy", array)
         save_array(self.folder / "doclen.npy", built.doclen)
         save_array(self.folder / "fids.npy", np.asarray(self._fids, dtype=np.int64))
         return SegmentMeta(self.folder.name, self.rows, float(built.doclen.astype(np.float64).sum()), self.docs)
@@ -178,6 +181,7 @@ class Segment:
         self._lock = threading.Lock()
         self._rows = load_array(self.folder / "postings-rows.npy")
         self._tfs = load_array(self.folder / "postings-tfs.npy")
+        self._blocks = {name: load_array(self.folder / f"blocks-{name}.npy") for name in ("first", "last", "tf", "dl")}
         self._doclen = load_array(self.folder / "doclen.npy")
         self._fids = load_array(self.folder / "fids.npy")
         self.rows_total = meta.rows
@@ -189,12 +193,15 @@ class Segment:
         self.ann = None  # set by the reader when the manifest names an ANN file
 
     # -- what postings.search needs -----------------------------------------------------------------------
-    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        row = self._query("SELECT start, df FROM terms WHERE term = ?", (term,))
+    def postings(self, term: str) -> TermPostings:
+        row = self._query("SELECT start, df, block FROM terms WHERE term = ?", (term,))
         if not row:
-            return _EMPTY_I, _EMPTY_F
-        s, df = row[0]
-        return np.asarray(self._rows[s:s + df]), np.asarray(self._tfs[s:s + df])
+            return _NONE
+        s, df, b = row[0]
+        n = (df + BLOCK - 1) // BLOCK
+        bl = self._blocks
+        return TermPostings(self._rows[s:s + df], self._tfs[s:s + df], bl["first"][b:b + n], bl["last"][b:b + n],
+                            bl["tf"][b:b + n], bl["dl"][b:b + n])
 
     def deleted_mask(self) -> np.ndarray | None:
         if self._deleted is None or not len(self._deleted):
@@ -326,3 +333,4 @@ class Segment:
 
 _EMPTY_I = np.zeros(0, dtype=np.int32)
 _EMPTY_F = np.zeros(0, dtype=np.float32)
+_NONE = TermPostings(_EMPTY_I, _EMPTY_F, _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F)

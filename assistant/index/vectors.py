@@ -8,6 +8,7 @@ segments are merged best first with ties broken by chunk id (postings.top_k), as
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +67,7 @@ class AnnVectors:
 
     def __init__(self, segment: Segment, path: Path, nprobe: int) -> None:
         faiss = _faiss()
+        faiss.omp_set_num_threads(1)  # one query at a time: threads only add overhead (bench_ann.py)
         self.segment = segment
         self.nprobe = nprobe
         try:  # mapped, not read: opening costs the same at any size (bench_ann.py: 8 ms for 1M vectors,
@@ -117,10 +119,14 @@ def build_ann(folder: Path, tag: str, rows: np.ndarray, vectors: np.ndarray, npr
     index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
     take = np.sort(rng.choice(n, size=min(n, max(sample, 40 * nlist)), replace=False))
-    index.train(np.ascontiguousarray(vectors[take], dtype=np.float32))
-    for s in range(0, n, 100_000):
-        index.add_with_ids(np.ascontiguousarray(vectors[s:s + 100_000], dtype=np.float32),
-                           np.ascontiguousarray(rows[s:s + 100_000], dtype=np.int64))
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # training and adding are batch work
+    try:
+        index.train(np.ascontiguousarray(vectors[take], dtype=np.float32))
+        for s in range(0, n, 100_000):
+            index.add_with_ids(np.ascontiguousarray(vectors[s:s + 100_000], dtype=np.float32),
+                               np.ascontiguousarray(rows[s:s + 100_000], dtype=np.int64))
+    finally:
+        faiss.omp_set_num_threads(1)
     path = folder / f"ann-{tag}.faiss"
     faiss.write_index(index, str(path))
     fsync_file(path)
