@@ -276,7 +276,7 @@ class Assistant:
         new = {s.name for s in saved if not s.duplicate}
         if not new:
             return UploadReport(tuple(saved), tuple(rejected))
-        report = self.update_index(progress=progress)
+        report = self.update_index(progress=progress, paths=sorted(new))
         failed = {sk.rel: sk.reason for sk in report.skipped if sk.rel in new}
         for name, reason in failed.items():
             (self.settings.docs_dir / name).unlink(missing_ok=True)
@@ -293,17 +293,18 @@ class Assistant:
         if docs not in target.parents or not target.is_file():
             raise DocumentError(source, "no such document in the documents folder")
         target.unlink()
-        return self.update_index()
+        return self.update_index(paths=[source])
 
-    def update_index(self, progress: Progress | None = None) -> BuildReport:
-        """Re-scan the documents folder, update the index incrementally, and serve the new one at once; a
-        large update's vectors fill in behind it. A background fill pauses for the update."""
+    def update_index(self, progress: Progress | None = None, paths: Sequence[str] | None = None) -> BuildReport:
+        """Re-scan the documents folder (or only `paths` in it), update the index incrementally, and serve
+        the new one at once; a large update's vectors fill in behind it. A background fill pauses for the
+        update."""
         with self._write:
             self._pause_fill()
             self._cancelled = False
             self._stop.clear()
             report = build_index(self.settings, embedder=self._embedder, progress=progress, wait=False,
-                                 cancel=self._stop)
+                                 cancel=self._stop, paths=paths)
             if report.wrote:
                 self._reload()
         if not self._cancelled and self.dense_status()[0] < self.dense_status()[1]:

@@ -33,7 +33,8 @@ Each size runs in its own process (`--one SIZE`), so memory numbers do not carry
   eval/pgdocs_questions.jsonl, alternating, cycled) and reads RSS again.
 * one file, after that: a copy of a file of the last replica (the one with the median number of chunks)
   is added under rNNN/added/, changed (one sentence inserted in its middle paragraph) and removed, with
-  an incremental `build_index` each; wall time, bytes written by the process (write_bytes of
+  an incremental `build_index` each (then the same three naming the file: `build_index(paths=[it])`, no
+  folder scan); wall time, bytes written by the process (write_bytes of
   /proc/self/io: what reached the page cache for storage, the "MB" of the table; wchar, bytes passed to
   write(2), is in the JSON) and growth of the index folder.
 
@@ -426,11 +427,11 @@ def one_file_updates(s, plan: list[tuple[int, str]], docs: Path, index: Path,  #
     emb = HashEmbedder(dimension=DIMENSION)
     print(f"one file: {target.relative_to(docs)} (copy of {rel}, about {chunks} chunks)", flush=True)
 
-    def step(name: str, act) -> dict:  # noqa: ANN001
+    def step(name: str, act, paths: list[str] | None = None) -> dict:  # noqa: ANN001
         act()
         before, size0 = io_counters(), du(index)
         t = time.perf_counter()
-        report = build_index(s, embedder=emb)
+        report = build_index(s, embedder=emb, paths=paths)
         wall = time.perf_counter() - t
         after = io_counters()
         r = {"seconds": wall, "embedded": report.embedded, "summary": report.summary(),
@@ -452,6 +453,12 @@ def one_file_updates(s, plan: list[tuple[int, str]], docs: Path, index: Path,  #
     ups["add"] = step("add", add)
     ups["change"] = step("change", change)
     ups["remove"] = step("remove", target.unlink)
+    # The same three with the file named (build_index(paths=...), as the chat's uploads and removals do):
+    # no scan of the folder.
+    named = [ups["file"]]
+    ups["add_named"] = step("add (named)", add, named)
+    ups["change_named"] = step("change (named)", change, named)
+    ups["remove_named"] = step("remove (named)", target.unlink, named)
 
 
 def open_once(index: Path, docs: Path, nq: int) -> dict:
@@ -501,7 +508,8 @@ def _f(x: object, fmt: str) -> str:
 
 def table(rows: list[dict]) -> str:
     head = ["size", "chunks", "build s beyond encoding", "disk MB", "bytes/chunk", "open s", "RSS after open MB",
-            "RSS after 100 q MB", "p50 ms", "p95 ms", "add s/MB", "change s/MB", "remove s/MB"]
+            "RSS after 100 q MB", "p50 ms", "p95 ms", "add s/MB", "change s/MB", "remove s/MB",
+            "named add / change / remove s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" for _ in head) + "|"]
     for r in rows:
         if "error" in r and "chunks" not in r:
@@ -515,6 +523,8 @@ def table(rows: list[dict]) -> str:
         for k in ("add", "change", "remove"):
             u = ups.get(k)
             cells.append(f"{u['seconds']:.2f} / {u['write_bytes'] / MB:.1f}" if u else "—")
+        named = [ups.get(f"{k}_named") for k in ("add", "change", "remove")]
+        cells.append(" / ".join(f"{u['seconds']:.3f}" for u in named if u) or "—")
         lines.append("| " + " | ".join(cells) + " |")
         if "error" in r or "open_error" in r:
             lines.append(f"| {r['size']:,} | error: {r.get('error') or r.get('open_error')} |"

@@ -398,3 +398,29 @@ def test_block_max_pruning_is_exact_on_a_large_skewed_corpus(monkeypatch: pytest
             args = (segs, q, k, live_rows, live_length)
             assert postings.search(*args, prune=True, stats=stats) == postings.search(*args, prune=False), q
     assert stats.get("pruned", 0) > 10
+
+
+def test_an_update_of_named_paths_touches_only_them_and_equals_a_full_scan(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    docs = tmp_path / "docs"
+    _corpus(docs, range(0, 12))
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    s = _settings(tmp_path)
+    build_index(s, embedder=emb)
+    _corpus(docs, range(12, 13))  # added
+    f = docs / "p03.txt"
+    f.write_text(f.read_text(encoding="utf-8") + "\nOne more line about sellers.\n", encoding="utf-8")  # changed
+    (docs / "p05.txt").unlink()  # removed
+    g = docs / "p07.txt"
+    g.write_text("Not named, so not looked at yet.\n", encoding="utf-8")
+    report = build_index(s, embedder=emb, paths=["p12.txt", "p03.txt", "p05.txt", "../escape.txt"])
+    assert (report.added, report.changed, report.removed) == (("p12.txt",), ("p03.txt",), ("p05.txt",))
+    assert [sk.rel for sk in report.skipped] == ["../escape.txt"]
+    r = open_index(s.index_dir)
+    assert "Not named" not in r.documents["p07.txt"].text  # p07 keeps its indexed version
+    assert "broken.pdf" in r.manifest.skipped  # the other files' failures are still remembered
+    full = build_index(s, embedder=emb)  # a full scan then sees p07 only
+    assert full.changed == ("p07.txt",) and not full.added and not full.removed
+    clean = _settings(tmp_path, "clean")
+    build_index(clean, embedder=emb)
+    assert _rankings(s, emb) == _rankings(clean, emb)

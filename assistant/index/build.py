@@ -6,7 +6,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ from .. import __version__
 from ..chunk import CHUNKER_VERSION, chunk_document, embedding_text
 from ..embed import Embedder, LazyEmbedder, embedder_for
 from ..errors import DocumentError, IndexMismatchError
-from ..load import SUPPORTED_SUFFIXES, Skipped, SourceFile, load_file, scan_folder
+from ..load import SUPPORTED_SUFFIXES, Skipped, SourceFile, load_file, scan_folder, scan_paths
 from ..records import Document
 from ..settings import Settings
 from ..tokens import ENCODING
@@ -76,7 +76,7 @@ def _now() -> str:
 
 def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild: bool = False,
                 progress: Progress | None = None, replace_folder: bool = False, wait: bool = True,
-                cancel: threading.Event | None = None) -> BuildReport:
+                cancel: threading.Event | None = None, paths: Sequence[str] | None = None) -> BuildReport:
     """Bring the index in `settings.index_dir` up to date with `settings.docs_dir`.
 
     Unchanged documents (same sha256) are not read again, nor are files that failed before and have not
@@ -90,6 +90,10 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
     settings.progressive_min_chunks chunks need embedding, the index is published first without their
     vectors (searchable lexically at once), then they are filled in (`wait`), or left to fill_vectors
     (not `wait`; the report's `pending` says how many). `cancel` stops embedding at a slice boundary.
+
+    `paths` (relative to the documents folder): look at these files only, added, changed or gone, and
+    leave every other document as it is; an update then costs what those files cost, however large the
+    folder (uploads and removals in the chat use it). Ignored when everything must be rebuilt.
     """
     t0 = time.perf_counter()
     index_dir = settings.index_dir
@@ -126,15 +130,25 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
                 old_reader = _open_generation(index_dir, gen, None)
             except IndexMismatchError as e:  # segment files lost: start again rather than fail every build
                 full, reason = True, f"index unreadable ({e})"
+        targeted = paths is not None and old_reader is not None
+        if old_reader is None:
+            old_docs: dict[str, dict] = {}
+        elif targeted:
+            old_docs = old_reader.document_records(list(paths or ()))
+        else:
+            old_docs = old_reader.document_hashes()
         # Files whose size and mtime are those recorded are not read again (their hash stands).
         known: dict[str, tuple[int, int, str]] = {}
         if old_reader is not None and old is not None:
             known = {r: (int(v.get("size", 0)), int(v.get("mtime_ns", 0)), str(v["sha256"]))
                      for r, v in old.skipped.items()}
-            known |= {r: (d["size"], d["mtime_ns"], d["sha256"]) for r, d in old_reader.document_hashes().items()}
+            known |= {r: (d["size"], d["mtime_ns"], d["sha256"]) for r, d in old_docs.items()}
         timings: dict[str, float] = {}
         try:
-            files, skipped = scan_folder(settings.docs_dir, settings.max_file_mb, known)
+            if targeted:
+                files, skipped, _ = scan_paths(settings.docs_dir, list(paths or ()), settings.max_file_mb, known)
+            else:
+                files, skipped = scan_folder(settings.docs_dir, settings.max_file_mb, known)
         except BaseException:
             if old_reader is not None:
                 old_reader.close()
@@ -148,7 +162,7 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
         by_rel = {f.rel: f for f in files}
         try:
             return _update(settings, embedder, progress, cancel, wait, t0, old, old_reader, full, reason,
-                           rebuild, by_rel, skipped, timings)
+                           rebuild, by_rel, skipped, timings, old_docs, set(paths or ()) if targeted else None)
         finally:
             if old_reader is not None:
                 old_reader.close()
@@ -157,9 +171,10 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
 def _update(settings: Settings, embedder: Embedder | None, progress: Progress | None,
             cancel: threading.Event | None, wait: bool, t0: float, old: Manifest | None,
             old_reader: IndexReader | None, full: bool, reason: str, rebuild: bool,
-            by_rel: dict[str, SourceFile], skipped: list[Skipped], timings: dict[str, float]) -> BuildReport:
+            by_rel: dict[str, SourceFile], skipped: list[Skipped], timings: dict[str, float],
+            old_docs: dict[str, dict], targeted: set[str] | None) -> BuildReport:
+    """`old_docs`: the indexed documents to compare with (only the `targeted` paths', when given)."""
     index_dir = settings.index_dir
-    old_docs = old_reader.document_hashes() if old_reader is not None else {}
     # Files that failed before and have not changed since are skipped again without being parsed (a
     # bad PDF would print the parser's complaints and load the model on every run otherwise).
     memo = {} if full or old is None else old.skipped
@@ -190,7 +205,7 @@ def _update(settings: Settings, embedder: Embedder | None, progress: Progress | 
     model_id = emb.model_id
     wanted = wanted_manifest(settings, model_id, backend=backend_of(emb))
     report = _write_generation(settings, emb, wanted, old, old_reader, full, by_rel, added, changed,
-                               removed, unchanged, skipped, timings, progress, t0, cancel)
+                               removed, unchanged, skipped, timings, progress, t0, cancel, old_docs, targeted)
     if reason:
         report = replace(report, rebuilt=bool(old is not None or rebuild), reason=reason)
     if wait and report.pending:
@@ -251,14 +266,14 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
                       old_reader: IndexReader | None, full: bool, by_rel: dict[str, SourceFile],
                       added: tuple[str, ...], changed: tuple[str, ...], removed: tuple[str, ...],
                       unchanged: tuple[str, ...], skipped: list[Skipped], timings: dict[str, float],
-                      progress: Progress | None, t0: float, cancel: threading.Event | None = None
-                      ) -> BuildReport:
+                      progress: Progress | None, t0: float, cancel: threading.Event | None = None,
+                      old_docs: dict[str, dict] | None = None, targeted: set[str] | None = None) -> BuildReport:
     """Write the new and changed documents as new segments, mark the stale ones deleted in theirs, and
     publish a generation naming the result. Nothing already on disk is rewritten."""
     index_dir = settings.index_dir
     keep_old = not full and old is not None and old_reader is not None
     metas = old.segment_metas() if keep_old else []  # type: ignore[union-attr]
-    old_docs = old_reader.document_hashes() if keep_old else {}  # type: ignore[union-attr]
+    old_docs = (old_docs or {}) if keep_old else {}
     now = _now()
 
     # Load and chunk the new and changed documents into new segments; a document that fails is skipped (a
@@ -359,6 +374,8 @@ def _write_generation(settings: Settings, emb: Embedder, wanted: Manifest, old: 
         fresh.skipped = {sk.rel: {"sha256": by_rel[sk.rel].sha256, "reason": sk.reason, "size": by_rel[sk.rel].size,
                                   "mtime_ns": by_rel[sk.rel].mtime_ns} for sk in skipped
                          if sk.rel in by_rel and live_sha.get(sk.rel) != by_rel[sk.rel].sha256}
+        if targeted is not None and old is not None:  # the other files' failures are still remembered
+            fresh.skipped = {r: v for r, v in old.skipped.items() if r not in targeted} | fresh.skipped
         docs_dir = settings.docs_dir.resolve()
         fresh.docs_dir = str(docs_dir)
         fresh.docs_dir_from_index = os.path.relpath(docs_dir, index_dir.resolve())

@@ -140,6 +140,17 @@ class IndexReader:
             self._hashes = out
         return self._hashes
 
+    def document_records(self, paths: Sequence[str]) -> dict[str, dict]:
+        """document_hashes() for `paths` only (those the index holds), looked up one by one."""
+        out: dict[str, dict] = {}
+        for p in paths:
+            for i in range(len(self.segments) - 1, -1, -1):
+                rec = self.segments[i].document_record(p)
+                if rec is not None:
+                    out[p] = {**rec, "segment": i}
+                    break
+        return out
+
     def find_document(self, path: str) -> Document | None:
         for s in reversed(self.segments):  # a document is live in one segment; the newest is the likeliest
             doc = s.document(path)

@@ -283,6 +283,15 @@ class Segment:
                     doc = Document(p, text, sha, title, secs, tuple(json.loads(pages)))
                     yield doc, range(after, after + n), at, (int(size), int(mtime))
 
+    def document_record(self, path: str) -> dict[str, Any] | None:
+        """sha256, chunks, indexed_at, size and mtime_ns of the live document at `path`, if any."""
+        found = self._query("SELECT sha256, chunks, indexed_at, size, mtime_ns, first_row FROM documents "
+                            "WHERE path = ?", (path,))
+        if not found or not self.is_live(int(found[0][5])):
+            return None
+        sha, n, at, size, mtime, _ = found[0]
+        return {"sha256": sha, "chunks": int(n), "indexed_at": at, "size": int(size), "mtime_ns": int(mtime)}
+
     def document_rows(self, path: str) -> range | None:
         found = self._query("SELECT first_row, chunks FROM documents WHERE path = ?", (path,))
         if not found or not self.is_live(int(found[0][0])):

@@ -12,9 +12,10 @@ import os
 
 from ..errors import DocumentError
 from ..records import Document
-from .scan import SUPPORTED_SUFFIXES, Skipped, SourceFile, kind_of, looks_binary, scan_folder
+from .scan import SUPPORTED_SUFFIXES, Skipped, SourceFile, kind_of, looks_binary, scan_folder, scan_paths
 
-__all__ = ["SUPPORTED_SUFFIXES", "Skipped", "SourceFile", "kind_of", "load_bytes", "load_file", "scan_folder"]
+__all__ = ["SUPPORTED_SUFFIXES", "Skipped", "SourceFile", "kind_of", "load_bytes", "load_file", "scan_folder",
+           "scan_paths"]
 
 
 def load_file(src: SourceFile) -> Document:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +111,41 @@ def scan_folder(root: Path, max_mb: float | None = None, known: Known | None = N
     found.sort(key=lambda f: f.rel)
     skipped.sort(key=lambda s: s.rel)
     return found, skipped
+
+
+def scan_paths(root: Path, rels: Sequence[str], max_mb: float | None = None, known: Known | None = None
+               ) -> tuple[list[SourceFile], list[Skipped], list[str]]:
+    """Scan only the files `rels` (POSIX paths relative to `root`), as scan_folder would: (files, skipped,
+    the ones that are not there). A path outside `root`, hidden, or through a symlink that leaves it is
+    skipped with its reason."""
+    root = Path(root).absolute()
+    real_root = root.resolve()
+    found: list[SourceFile] = []
+    skipped: list[Skipped] = []
+    missing: list[str] = []
+    for rel in dict.fromkeys(rels):
+        path = root / rel
+        parts = Path(rel).parts
+        if not rel or Path(rel).is_absolute() or ".." in parts:
+            skipped.append(Skipped(rel, "not a path inside the documents folder"))
+            continue
+        if any(p.startswith(".") for p in parts):
+            continue  # hidden, as scan_folder ignores it
+        try:
+            if not path.exists() and not path.is_symlink():
+                missing.append(rel)
+                continue
+            if not path.resolve().is_relative_to(real_root):
+                skipped.append(Skipped(rel, "symlink points outside the folder"))
+                continue
+            if path.is_dir():
+                skipped.append(Skipped(rel, "a folder, not a file"))
+                continue
+            item = _scan_file(str(path), rel, max_mb, known)
+        except OSError as e:
+            item = Skipped(rel, _os_reason(e))
+        (found if isinstance(item, SourceFile) else skipped).append(item)
+    return sorted(found, key=lambda f: f.rel), sorted(skipped, key=lambda s: s.rel), sorted(missing)
 
 
 def _scan_file(path: str, rel: str, max_mb: float | None = None, known: Known | None = None
