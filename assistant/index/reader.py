@@ -208,6 +208,8 @@ class IndexReader:
     def close(self) -> None:
         for s in self.segments:
             s.close()
+        for v in self._searchers:
+            getattr(v, "close", lambda: None)()
 
 
 def open_index(index_dir: Path, wanted: Manifest | None = None) -> IndexReader:

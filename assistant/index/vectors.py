@@ -7,8 +7,10 @@ segments are merged best first with ties broken by chunk id (postings.top_k), as
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,27 +68,48 @@ class AnnVectors:
     """A FAISS IVF index over all vectors of one segment (ids are rows); deleted rows are filtered out."""
 
     def __init__(self, segment: Segment, path: Path, nprobe: int) -> None:
-        faiss = _faiss()
-        faiss.omp_set_num_threads(1)  # one query at a time: threads only add overhead (bench_ann.py)
         self.segment = segment
         self.nprobe = nprobe
-        try:  # mapped, not read: opening costs the same at any size (bench_ann.py: 8 ms for 1M vectors,
-            # searches as fast as from RAM once the lists a query probes are paged in)
-            self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-        except RuntimeError:
-            self.index = faiss.read_index(str(path))
-        deleted = segment.deleted_rows()
+        # Opened now (so a writer removing the file later cannot take it away), mapped on the first search:
+        # opening an index stays the same few milliseconds at any size.
+        self._fd = os.open(path, os.O_RDONLY)
+        self._index = None
         self._selector = None
-        if len(deleted):
-            self._batch = faiss.IDSelectorBatch(len(deleted), faiss.swig_ptr(np.ascontiguousarray(deleted, np.int64)))
-            self._selector = faiss.IDSelectorNot(self._batch)
+        self._lock = threading.Lock()
+
+    def _load(self) -> object:
+        with self._lock:
+            if self._index is None:
+                faiss = _faiss()
+                faiss.omp_set_num_threads(1)  # one query at a time: threads only add overhead (bench_ann.py)
+                path = f"/proc/self/fd/{self._fd}"
+                try:  # mapped, not read (bench_ann.py: 8 ms for 1M vectors, then as fast as from RAM)
+                    index = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+                except RuntimeError:
+                    index = faiss.read_index(path)
+                deleted = self.segment.deleted_rows()
+                if len(deleted):
+                    self._batch = faiss.IDSelectorBatch(len(deleted),
+                                                        faiss.swig_ptr(np.ascontiguousarray(deleted, np.int64)))
+                    self._selector = faiss.IDSelectorNot(self._batch)
+                self._index = index
+            return self._index
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    __del__ = close  # a reader that is dropped without close() (an index reloaded) gives its file back
 
     def search(self, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        index = self._load()
         faiss = _faiss()
         params = faiss.SearchParametersIVF(nprobe=self.nprobe)
         if self._selector is not None:
             params.sel = self._selector
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
+        scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
         out = []
         for qi in range(len(queries)):
             ok = ids[qi] >= 0
