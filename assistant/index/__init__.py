@@ -1,5 +1,6 @@
-"""The index on disk: a folder of generations, each a FAISS file, an SQLite file of chunks and documents,
-and manifest.json; a CURRENT file names the live generation and is swapped atomically."""
+"""The index on disk: immutable segments (documents and chunks in SQLite, BM25 postings and vectors as
+memory-mapped arrays, an IVF file for large ones) and generations, each a manifest.json naming the live
+segments; a CURRENT file names the live generation and is swapped atomically."""
 
 from .build import BuildReport, build_index
 from .manifest import Manifest

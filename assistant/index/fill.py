@@ -26,7 +26,7 @@ from . import layout
 from .commit import publish_manifest, tag
 from .embcache import EmbeddingCache
 from .manifest import Manifest
-from .reader import _open_generation
+from .reader import open_generation
 from .segment import SegmentMeta, load_array, write_part
 
 Progress = Callable[[str, int, int, str], None]
@@ -138,7 +138,7 @@ def fill_vectors_locked(settings: Settings, emb: Embedder, *, progress: Progress
     manifest = Manifest.read(gen / layout.MANIFEST)
     if manifest.pending == 0:
         return FillReport()
-    reader = _open_generation(index_dir, gen, None)
+    reader = open_generation(index_dir, gen, None)
     try:
         where: list[tuple[int, int]] = []  # (segment, row) of each text to embed
         texts: list[str] = []

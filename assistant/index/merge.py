@@ -21,7 +21,7 @@ from ..settings import Settings
 from . import layout
 from .commit import publish_manifest, tag
 from .manifest import Manifest
-from .reader import IndexReader, _open_generation
+from .reader import IndexReader, open_generation
 from .segment import Segment, SegmentMeta, SegmentWriter, write_part
 from .vectors import build_ann, nprobe_for
 
@@ -97,7 +97,7 @@ def maintain(settings: Settings, optimize: bool = False) -> list[str]:
         optimize = False
         if not picks:
             break
-        reader = _open_generation(index_dir, layout.require_generation(index_dir), None)
+        reader = open_generation(index_dir, layout.require_generation(index_dir), None)
         folder = layout.new_segment(index_dir)
         try:
             merged = merge(reader, picks, folder)
@@ -129,7 +129,7 @@ def _ann(settings: Settings, index_dir: Path, manifest: Manifest) -> tuple[Manif
                 m.ann = {}
             changed = True
         if wants and not m.ann:
-            reader = _open_generation(index_dir, layout.require_generation(index_dir), None)
+            reader = open_generation(index_dir, layout.require_generation(index_dir), None)
             try:
                 seg = next(s for s in reader.segments if s.meta.name == m.name)
                 rows, vecs = _live_vectors(seg)

@@ -218,7 +218,7 @@ def open_index(index_dir: Path, wanted: Manifest | None = None) -> IndexReader:
     for attempt in range(3):
         gen = layout.require_generation(index_dir)
         try:
-            reader = _open_generation(index_dir, gen, wanted)
+            reader = open_generation(index_dir, gen, wanted)
         except Exception:
             if attempt == 2 or layout.current_generation(index_dir) == gen:
                 raise
@@ -228,7 +228,7 @@ def open_index(index_dir: Path, wanted: Manifest | None = None) -> IndexReader:
     raise AssertionError("unreachable")
 
 
-def _open_generation(index_dir: Path, gen: Path, wanted: Manifest | None) -> IndexReader:
+def open_generation(index_dir: Path, gen: Path, wanted: Manifest | None) -> IndexReader:
     manifest = Manifest.read(gen / layout.MANIFEST)
     if wanted is not None:
         manifest.check(wanted, index_dir)
