@@ -308,3 +308,14 @@ def test_the_cache_keeps_its_row_count_without_counting(tmp_path: Path) -> None:
     again = EmbeddingCache(tmp_path, "ns", 4)
     assert len(again) == 3 and set(again.get(keys)) == set(keys[:3])
     again.close()
+
+
+def test_the_cache_stores_a_vector_in_about_its_own_size(tmp_path: Path) -> None:
+    from assistant.index.embcache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path, "ns", 384)
+    for i in range(0, 4000, 500):
+        cache.put(cache.keys([f"t{j}" for j in range(i, i + 500)]), np.ones((500, 384), np.float32))
+    cache.close()
+    size = sum(f.stat().st_size for f in tmp_path.iterdir())
+    assert size / 4000 < 2.2 * 1024  # 1,536 bytes of floats: no overflow page per row (4.7 KB at 4 KiB pages)
