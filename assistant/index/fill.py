@@ -88,10 +88,6 @@ def embed_texts(cache: EmbeddingCache, emb: Embedder, texts: Sequence[str],
     return done
 
 
-def count_vectors(metas: Sequence[SegmentMeta]) -> int:
-    return sum(m.vectors - m.deleted_vectors for m in metas)
-
-
 class PartBuffer:
     """Vectors embedded for rows of several segments, written as one new part per segment on flush."""
 

@@ -139,7 +139,7 @@ def _ann(settings: Settings, index_dir: Path, manifest: Manifest) -> tuple[Manif
             lines.append(f"ANN index {m.ann['factory']} for a segment of {m.live:,} chunks")
             changed = True
     if changed:
-        manifest = _publish(index_dir, replace_ann(manifest, settings), metas)
+        manifest = _publish(index_dir, _with_ann_settings(manifest, settings), metas)
     return manifest, lines
 
 
@@ -147,7 +147,7 @@ def _nlist(ann: dict) -> int:
     return int(str(ann["factory"]).removeprefix("IVF").split(",")[0])
 
 
-def replace_ann(manifest: Manifest, settings: Settings) -> Manifest:
+def _with_ann_settings(manifest: Manifest, settings: Settings) -> Manifest:
     return replace(manifest, ann_threshold=settings.ann_threshold, ann_nprobe=settings.ann_nprobe)
 
 
