@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="rebuild everything (cached vectors are reused)")
     p.add_argument("--background", action="store_true",
                    help="return once the index is searchable; dense vectors fill in from a background process")
+    p.add_argument("--only", nargs="+", metavar="PATH",
+                   help="look at these files only (paths inside the documents folder: added, changed or gone); "
+                        "the rest of the folder is not scanned")
     p.add_argument("--optimize", action="store_true",
                    help="after updating, merge the index into one segment (and build its ANN index if large)")
 
@@ -103,7 +106,7 @@ def _index(args: argparse.Namespace, s: Settings) -> int:
 
     try:
         report = build_index(s, rebuild=args.rebuild, progress=ConsoleProgress(s.docs_dir), replace_folder=True,
-                             wait=not args.background)
+                             wait=not args.background, paths=_relative(args.only, s.docs_dir))
     except KeyboardInterrupt:
         print("\ninterrupted: what was embedded is kept; `assistant index` resumes from there", file=sys.stderr)
         return 130
@@ -120,6 +123,20 @@ def _index(args: argparse.Namespace, s: Settings) -> int:
         pid, log = spawn_filler(s)
         print(f"the index is searchable; {report.pending:,} dense vectors fill in behind (pid {pid}, log {log})")
     return 0
+
+
+def _relative(paths: Sequence[str] | None, docs: Path) -> list[str] | None:
+    """--only PATH...: paths as given (relative to the documents folder), or absolute / relative to the
+    working directory when they point inside it."""
+    if paths is None:
+        return None
+    root = docs.resolve()
+    out = []
+    for p in paths:
+        full = Path(p).absolute()
+        inside = full.resolve() if full.exists() else full
+        out.append(inside.relative_to(root).as_posix() if inside.is_relative_to(root) else p)
+    return out
 
 
 def _print_skipped(skipped: Sequence[Any], out: Any) -> None:

@@ -76,6 +76,18 @@ def test_index_search_ask_end_to_end(tmp_path: Path, articles: Path) -> None:
     res = run("ask", "What is the capital of France?", "--docs", str(articles), "--index-dir", idx)
     assert res.returncode == 0 and "don't contain" in res.stdout
 
+    # --only: the named files alone; another file changed meanwhile is left for the next full scan.
+    (articles / "penguins.txt").write_text("Emperor penguins breed in the Antarctic winter.\n", encoding="utf-8")
+    other = articles / "tiktok-shop-shifts-control-to-china.txt"
+    other.write_text(other.read_text(encoding="utf-8") + "\nA closing line.\n", encoding="utf-8")
+    res = run("index", str(articles), "--index-dir", idx, "--only", "penguins.txt")
+    assert res.returncode == 0 and "1 added, 0 changed" in res.stdout, res.stdout + res.stderr
+    (articles / "penguins.txt").unlink()
+    res = run("index", str(articles), "--index-dir", idx, "--only", str(articles / "penguins.txt"))
+    assert res.returncode == 0 and "0 changed, 0 unchanged, 1 removed" in res.stdout, res.stdout + res.stderr
+    res = run("index", str(articles), "--index-dir", idx)
+    assert "1 changed" in res.stdout
+
 
 @pytest.mark.slow
 def test_chat_keeps_the_conversation(tmp_path: Path, articles: Path) -> None:
