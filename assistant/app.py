@@ -304,10 +304,10 @@ class Assistant:
             self._cancelled = False
             self._stop.clear()
             report = build_index(self.settings, embedder=self._embedder, progress=progress, wait=False,
-                                 cancel=self._stop, paths=paths)
+                                 cancel=self._stop, paths=paths, merge=False)
             if report.wrote:
                 self._reload()
-        if not self._cancelled and self.dense_status()[0] < self.dense_status()[1]:
+        if not self._cancelled:  # vectors still to embed, and merges: in a thread, so the update returns now
             self.fill_in_background()
         return report
 

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -424,3 +425,47 @@ def test_an_update_of_named_paths_touches_only_them_and_equals_a_full_scan(tmp_p
     clean = _settings(tmp_path, "clean")
     build_index(clean, embedder=emb)
     assert _rankings(s, emb) == _rankings(clean, emb)
+
+
+def test_a_cancelled_merge_leaves_the_index_as_it_was(tmp_path: Path) -> None:
+    import threading
+
+    from assistant.index import layout
+    from assistant.index.merge import maintain
+
+    emb = HashEmbedder()
+    docs = tmp_path / "docs"
+    s = _settings(tmp_path)
+    _corpus(docs, range(0, 6))
+    build_index(s, embedder=emb)
+    _corpus(docs, range(6, 12))
+    build_index(s, embedder=emb)
+    before = _rankings(s, emb)
+    stop = threading.Event()
+    stop.set()
+    with layout.writer_lock(s.index_dir):
+        assert maintain(s, optimize=True, cancel=stop) == []
+    assert len(open_index(s.index_dir).manifest.segment_metas()) == 2
+    assert len(list((s.index_dir / "segments").iterdir())) == 2 and _rankings(s, emb) == before
+
+
+def test_the_chat_merges_in_the_background_after_an_update(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.app import Assistant
+    from assistant.index import merge as merge_module
+
+    emb = HashEmbedder()
+    docs = tmp_path / "docs"
+    _corpus(docs, range(0, 3))
+    s = _settings(tmp_path)
+    a = Assistant.open(s, embedder=emb)
+    calls: list[str] = []
+    real = merge_module.maintain
+    monkeypatch.setattr("assistant.index.build.maintain",
+                        lambda *args, **kw: calls.append(threading.current_thread().name) or real(*args, **kw))
+    for i in range(3, 7):  # four small segments of one tier: the policy merges them
+        a.add_documents([(f"q{i}.txt", (docs / f"p{i % 3:02d}.txt").read_bytes() + f"\nMore {i}.\n".encode())])
+    deadline = time.monotonic() + 30
+    while a.indexing and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert calls and all(name == "fill-vectors" for name in calls)  # never in the request's own thread
+    assert len(a.retriever.reader.manifest.segment_metas()) < 4  # merged, and the chat serves the result

@@ -34,7 +34,8 @@ def wanted_manifest(settings: Settings, model_id: str, dimension: int = 0, max_s
 
 def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild: bool = False,
                 progress: Progress | None = None, replace_folder: bool = False, wait: bool = True,
-                cancel: threading.Event | None = None, paths: Sequence[str] | None = None) -> BuildReport:
+                cancel: threading.Event | None = None, paths: Sequence[str] | None = None,
+                merge: bool = True) -> BuildReport:
     """Bring the index in `settings.index_dir` up to date with `settings.docs_dir`.
 
     Unchanged documents (same sha256) are not read again, nor are files that failed before and have not
@@ -52,6 +53,9 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
     `paths` (relative to the documents folder): look at these files only, added, changed or gone, and
     leave every other document as it is; an update then costs what those files cost, however large the
     folder (uploads and removals in the chat use it). Ignored when everything must be rebuilt.
+
+    `merge`: merge segments and build ANN indexes, as the policy says, once the update is published;
+    False leaves that to the next build, fill_vectors or optimize_index (the chat does it in a thread).
     """
     t0 = time.perf_counter()
     index_dir = settings.index_dir
@@ -119,11 +123,16 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
                                 + (f"; skipped: {_skipped_line(skipped)}" if skipped else ""))
         by_rel = {f.rel: f for f in files}
         try:
-            return _update(settings, embedder, progress, cancel, wait, t0, old, old_reader, full, reason,
-                           rebuild, by_rel, skipped, timings, old_docs, set(paths or ()) if targeted else None)
+            report = _update(settings, embedder, progress, cancel, wait, t0, old, old_reader, full, reason,
+                             rebuild, by_rel, skipped, timings, old_docs, set(paths or ()) if targeted else None)
         finally:
             if old_reader is not None:
                 old_reader.close()
+        if merge and report.pending == 0 and not (cancel is not None and cancel.is_set()):
+            t = time.perf_counter()
+            maintain(settings)
+            report.timings["maintain"] = time.perf_counter() - t
+        return report
 
 
 def _update(settings: Settings, embedder: Embedder | None, progress: Progress | None,
@@ -156,7 +165,6 @@ def _update(settings: Settings, embedder: Embedder | None, progress: Progress | 
                              timings=timings, pending=old.pending if old else 0)
         if wait and report.pending:
             return _fill(settings, embedder, report, progress, cancel, t0)
-        _maintain(settings, embedder, report)
         return report
 
     emb = embedder if embedder is not None else embedder_for(settings)
@@ -168,39 +176,28 @@ def _update(settings: Settings, embedder: Embedder | None, progress: Progress | 
         report = replace(report, rebuilt=bool(old is not None or rebuild), reason=reason)
     if wait and report.pending:
         return _fill(settings, emb, report, progress, cancel, t0)
-    _maintain(settings, emb, report)
     return report
-
-
-def _maintain(settings: Settings, emb: Embedder | None, report: BuildReport) -> None:
-    """Merges and ANN indexes, once every vector is in (the caller holds the writer lock)."""
-    if report.pending == 0 and not (report.timings or {}).get("cancelled"):
-        t = time.perf_counter()
-        maintain(settings)
-        report.timings["maintain"] = time.perf_counter() - t
 
 
 def _fill(settings: Settings, emb: Embedder | None, report: BuildReport, progress: Progress | None,
           cancel: threading.Event | None, t0: float) -> BuildReport:
     emb = emb if emb is not None else embedder_for(settings)
     filled = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel)
-    report = replace(report, embedded=report.embedded + filled.embedded, pending=filled.pending,
-                     seconds=time.perf_counter() - t0)
-    _maintain(settings, emb, report)
-    return report
+    return replace(report, embedded=report.embedded + filled.embedded, pending=filled.pending,
+                   seconds=time.perf_counter() - t0)
 
 
 def fill_vectors(settings: Settings, embedder: Embedder | None = None, *, progress: Progress | None = None,
                  cancel: threading.Event | None = None, on_publish: Callable[[], None] | None = None):  # noqa: ANN201
     """Embed the live index's chunks that have no dense vector yet (after build_index(wait=False)),
-    publishing generations as vectors fill in; `on_publish` is called after each. Returns a FillReport."""
+    publishing generations as vectors fill in; `on_publish` is called after each. Then, every vector in,
+    merges and ANN indexes as the policy says (stopped too by `cancel`). Returns a FillReport."""
     emb = embedder if embedder is not None else embedder_for(settings)
     with layout.writer_lock(settings.index_dir):
         report = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
-        if report.pending == 0 and not (cancel is not None and cancel.is_set()):
-            maintain(settings)
-            if on_publish is not None:
-                on_publish()
+        done = report.pending == 0 and not (cancel is not None and cancel.is_set())
+        if done and maintain(settings, cancel=cancel) and on_publish is not None:
+            on_publish()
         return report
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -50,7 +51,12 @@ def plan(metas: Sequence[SegmentMeta], optimize: bool = False) -> list[int]:
     return []
 
 
-def merge(reader: IndexReader, picks: Sequence[int], folder: Path) -> SegmentMeta:
+class Cancelled(Exception):
+    """A merge stopped by its cancel event (its unfinished segment is removed)."""
+
+
+def merge(reader: IndexReader, picks: Sequence[int], folder: Path, cancel: threading.Event | None = None
+          ) -> SegmentMeta:
     """Copy the live documents, chunks and vectors of the `picks` segments into a new segment in `folder`."""
     writer = SegmentWriter(folder)
     new_rows: list[np.ndarray] = []
@@ -60,6 +66,8 @@ def merge(reader: IndexReader, picks: Sequence[int], folder: Path) -> SegmentMet
             seg = reader.segments[si]
             has = seg.has_vector() if seg.parts else None
             for doc, rows, indexed_at, stat in seg.iter_documents():
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled
                 chunks = seg.chunks(list(rows))
                 got = np.array(writer.add(doc, [chunks[r] for r in rows], indexed_at, stat), dtype=np.int32)
                 if has is not None:
@@ -77,9 +85,10 @@ def merge(reader: IndexReader, picks: Sequence[int], folder: Path) -> SegmentMet
     return meta
 
 
-def maintain(settings: Settings, optimize: bool = False) -> list[str]:
+def maintain(settings: Settings, optimize: bool = False, cancel: threading.Event | None = None) -> list[str]:
     """Merge and index what the policy says, publishing a generation after each step; what was done, one
-    line each. The caller holds the writer lock."""
+    line each. The caller holds the writer lock. `cancel` stops between steps and inside a merge (which is
+    then dropped: the index stays as it was before it)."""
     index_dir = settings.index_dir
     gen = layout.current_generation(index_dir)
     if gen is None:
@@ -92,6 +101,8 @@ def maintain(settings: Settings, optimize: bool = False) -> list[str]:
         manifest = _publish(index_dir, manifest, [m for m in metas if m.live > 0])
         done.append(f"dropped {len(empty)} empty segment(s)")
     while manifest.pending == 0:
+        if cancel is not None and cancel.is_set():
+            return done
         metas = manifest.segment_metas()
         picks = plan(metas, optimize)
         optimize = False
@@ -100,7 +111,10 @@ def maintain(settings: Settings, optimize: bool = False) -> list[str]:
         reader = open_generation(index_dir, layout.require_generation(index_dir), None)
         folder = layout.new_segment(index_dir)
         try:
-            merged = merge(reader, picks, folder)
+            merged = merge(reader, picks, folder, cancel)
+        except Cancelled:
+            shutil.rmtree(folder, ignore_errors=True)
+            return done
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -110,6 +124,8 @@ def maintain(settings: Settings, optimize: bool = False) -> list[str]:
         rest.insert(min(picks), merged)
         manifest = _publish(index_dir, manifest, rest)
         done.append(f"merged {len(picks)} segment(s) into one of {merged.rows:,} chunks")
+    if cancel is not None and cancel.is_set():
+        return done
     manifest, lines = _ann(settings, index_dir, manifest)
     return done + lines
 
