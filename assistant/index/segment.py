@@ -227,22 +227,19 @@ class Segment:
         return mask is None or not mask[row]
 
     def chunks(self, rows: Sequence[int]) -> dict[int, Chunk]:
-        out: dict[int, Chunk] = {}
-        for i in range(0, len(rows), 500):
-            part = [int(r) for r in rows[i:i + 500]]
-            sql = ("SELECT row, id, source, start, end, text, headings, page FROM chunks WHERE row IN "
-                   f"({','.join('?' * len(part))})")
-            for r, cid, s, a, b, t, h, p in self._query(sql, part):
-                out[r] = Chunk(cid, s, a, b, t, tuple(json.loads(h)), p)
-        return out
+        return {r: Chunk(cid, s, a, b, t, tuple(json.loads(h)), p)
+                for r, cid, s, a, b, t, h, p in self._by_rows("id, source, start, end, text, headings, page", rows)}
 
     def order_keys(self, rows: Sequence[int]) -> dict[int, tuple[str, int]]:
         """(source, start) of each row: the tie-break of equal scores."""
-        out: dict[int, tuple[str, int]] = {}
+        return {r: (s, a) for r, s, a in self._by_rows("source, start", rows)}
+
+    def _by_rows(self, columns: str, rows: Sequence[int]) -> list[tuple]:
+        """`row` and `columns` of the chunks at `rows`, 500 rows per query."""
+        out: list[tuple] = []
         for i in range(0, len(rows), 500):
             part = [int(r) for r in rows[i:i + 500]]
-            sql = f"SELECT row, source, start FROM chunks WHERE row IN ({','.join('?' * len(part))})"
-            out.update({r: (s, a) for r, s, a in self._query(sql, part)})
+            out += self._query(f"SELECT row, {columns} FROM chunks WHERE row IN ({','.join('?' * len(part))})", part)
         return out
 
     def iter_chunks(self) -> Iterator[tuple[int, Chunk, str]]:
