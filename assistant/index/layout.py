@@ -1,8 +1,9 @@
-"""Generations on disk, the atomically swapped CURRENT pointer, and the writer lock."""
+"""Generations and segments on disk, the atomically swapped CURRENT pointer, and the writer lock."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -91,8 +92,6 @@ def collect_garbage(index_dir: Path, keep: Path | None) -> None:
     root = index_dir / SEGMENTS
     if not root.is_dir():
         return
-    import json
-
     try:
         live = json.loads((keep / MANIFEST).read_text(encoding="utf-8")).get("segments", []) if keep else []
     except (OSError, ValueError):
