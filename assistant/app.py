@@ -3,21 +3,28 @@ the evaluation runner all go through it; developers embed it the same way."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import validate
 from .embed import Embedder, LazyEmbedder, embedder_for
 from .errors import DocumentError, EndpointError, IndexLockedError
-from .index import BuildReport, DocInfo, build_index
+from .index import BuildReport, DocInfo, build_index, library
 from .index.build import Progress
 from .index.layout import current_generation
+from .index.library import Library
 from .records import Answer, Hit, Turn
 from .retrieve import Retriever
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .documents import DocumentStatus
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Assistant:
         self._fill_lock = threading.Lock()
         self._stop = threading.Event()  # stops the background fill (an update, a cancel)
         self._cancelled = False
+        self._skips: dict[str, str] = {}  # rel -> why the last update that looked at it skipped it
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, embedder: Embedder | None = None, build: bool = True,
@@ -82,6 +90,8 @@ class Assistant:
                 notices = ("another process is updating the index; answering from its current version",)
         a = cls(settings, Retriever.open(settings, emb))
         a.last_build, a.notices = report, notices
+        if report is not None:
+            a._note_skips(report)
         if background and not notices and a.dense_status()[0] < a.dense_status()[1]:
             a.fill_in_background()
         return a
@@ -251,6 +261,10 @@ class Assistant:
                 if (candidate.is_file() and candidate.stat().st_size == len(data)
                         and candidate.read_bytes() == data):
                     why = "" if n == 1 else f" as {candidate.name}"
+                    if candidate.name in Library.read(self.settings.index_dir).excluded:  # asked for again
+                        library.update(self.settings.index_dir, include=candidate.name)
+                        return Saved(candidate.name, f"{name}: already in the documents folder{why}, excluded "
+                                                     "from the index; indexed again")
                     return Saved(candidate.name, f"{name}: already in the documents folder{why}; not saved again",
                                  duplicate=True)
                 try:
@@ -258,6 +272,7 @@ class Assistant:
                 except FileExistsError:
                     continue
                 note = "" if n == 1 else f"saved as {candidate.name}: another {name} is already there"
+                library.update(self.settings.index_dir, uploaded=(candidate.name, hashlib.sha256(data).hexdigest()))
                 return Saved(candidate.name, note)
             raise DocumentError(name, "too many files of that name in the documents folder")
         finally:
@@ -273,27 +288,81 @@ class Assistant:
                 saved.append(self.add_document(filename, data))
             except DocumentError as e:
                 rejected.append(str(e))
-        new = {s.name for s in saved if not s.duplicate}
+        new = {s.name for s in saved if not s.duplicate or "indexed again" in s.note}
         if not new:
             return UploadReport(tuple(saved), tuple(rejected))
         report = self.update_index(progress=progress, paths=sorted(new))
         failed = {sk.rel: sk.reason for sk in report.skipped if sk.rel in new}
         for name, reason in failed.items():
             (self.settings.docs_dir / name).unlink(missing_ok=True)
+            library.update(self.settings.index_dir, forget=name)
             rejected.append(f"{name}: {reason}; not kept")
         return UploadReport(tuple(s for s in saved if s.name not in failed), tuple(rejected), report)
 
-    def remove_document(self, source: str) -> BuildReport:
-        """Delete an indexed document's file from the documents folder and update the index. Only files
-        the index holds can be removed this way: nothing else in the folder is touched."""
-        if source not in self._retriever.reader.documents:
+    def document_statuses(self) -> list[DocumentStatus]:
+        """Every document the index knows about: indexed, kept at its previous version, skipped (with the
+        reason) or excluded; for the document manager."""
+        from .documents import document_statuses
+
+        return document_statuses(self._retriever.reader, self.settings.docs_dir, Library.read(self.settings.index_dir),
+                                 self._skips)
+
+    def deletable(self, source: str) -> bool:
+        """Whether the chat may delete this file: it saved it, and the bytes there are still the ones it saved."""
+        saved = Library.read(self.settings.index_dir).uploaded.get(source)
+        if saved is None:
+            return False
+        target = self._inside_docs(source)
+        if target is None or not target.is_file():
+            return False
+        return hashlib.sha256(target.read_bytes()).hexdigest() == saved
+
+    def remove_document(self, source: str, *, delete_file: bool = False) -> BuildReport:
+        """Take a document out of the index. Its file stays in the documents folder, listed as excluded in
+        the index folder's library.json, so no later update indexes it again (include_document brings it
+        back). `delete_file` deletes the file as well, which only a file uploaded through the chat, still
+        holding the bytes it saved, allows (DocumentError otherwise, and nothing is changed)."""
+        lib = Library.read(self.settings.index_dir)
+        if source not in lib.excluded and source not in self._retriever.reader.documents:
             raise DocumentError(source, "not an indexed document")
+        if delete_file and not self.deletable(source):
+            raise DocumentError(source, "not deleted: only a file uploaded through the chat, unchanged since, can "
+                                        "be deleted from here; it stays in the documents folder")
+        with self._write:
+            library.update(self.settings.index_dir, exclude=source)
+            if delete_file:
+                target = self._inside_docs(source)
+                assert target is not None
+                target.unlink(missing_ok=True)
+                library.update(self.settings.index_dir, forget=source)
+        return self.update_index(paths=[source])
+
+    def include_document(self, source: str) -> BuildReport:
+        """Index an excluded document again."""
+        if source not in Library.read(self.settings.index_dir).excluded:
+            raise DocumentError(source, "not an excluded document")
+        with self._write:
+            library.update(self.settings.index_dir, include=source)
+        return self.update_index(paths=[source])
+
+    def reindex_document(self, source: str) -> BuildReport:
+        """Look at one document's file again: re-indexed if it changed, removed if it is gone."""
+        known = {d.path for d in self.document_statuses() if d.status != "excluded"}
+        if source not in known:
+            raise DocumentError(source, "not a document of the index")
+        return self.update_index(paths=[source])
+
+    def _note_skips(self, report: BuildReport) -> None:
+        for rel in (*report.added, *report.changed, *report.removed, *report.unchanged):
+            self._skips.pop(rel, None)
+        for sk in report.skipped:
+            if len(self._skips) < 10_000 or sk.rel in self._skips:
+                self._skips[sk.rel] = sk.reason
+
+    def _inside_docs(self, source: str) -> Path | None:
         docs = self.settings.docs_dir.resolve()
         target = (docs / source).resolve()
-        if docs not in target.parents or not target.is_file():
-            raise DocumentError(source, "no such document in the documents folder")
-        target.unlink()
-        return self.update_index(paths=[source])
+        return target if docs in target.parents else None
 
     def update_index(self, progress: Progress | None = None, paths: Sequence[str] | None = None) -> BuildReport:
         """Re-scan the documents folder (or only `paths` in it), update the index incrementally, and serve
@@ -305,8 +374,9 @@ class Assistant:
             self._stop.clear()
             report = build_index(self.settings, embedder=self._embedder, progress=progress, wait=False,
                                  cancel=self._stop, paths=paths, merge=False)
-            if report.wrote:
+            if report.wrote or report.skipped:  # a skip may be recorded in the manifest without other changes
                 self._reload()
+            self._note_skips(report)
         if not self._cancelled:  # vectors still to embed, and merges: in a thread, so the update returns now
             self.fill_in_background()
         return report

@@ -330,7 +330,8 @@ def test_remove_document_removes_only_indexed_documents(bakery: Assistant) -> No
             bakery.remove_document(name)
     assert (docs / ".secret").exists() and (docs / "notes.docx").exists()
     bakery.remove_document("bakery.txt")
-    assert not (docs / "bakery.txt").exists()
+    assert (docs / "bakery.txt").exists()  # excluded from the index, never deleted unasked
+    assert "bakery.txt" not in {d.path for d in bakery.documents()}
 
 
 def test_a_bad_file_is_not_parsed_again_nor_the_model_loaded(tmp_path: Path, loads,

@@ -16,6 +16,7 @@ from ..settings import Settings
 from ..tokens import ENCODING
 from . import layout
 from .fill import backend_of, fill_vectors_locked
+from .library import Library
 from .manifest import FORMAT_VERSION, Manifest
 from .merge import maintain
 from .reader import IndexReader, open_generation
@@ -53,6 +54,8 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
     `paths` (relative to the documents folder): look at these files only, added, changed or gone, and
     leave every other document as it is; an update then costs what those files cost, however large the
     folder (uploads and removals in the chat use it). Ignored when everything must be rebuilt.
+
+    Files listed as excluded in the index folder's library.json (see library.py) are passed over.
 
     `merge`: merge segments and build ANN indexes, as the policy says, once the update is published;
     False leaves that to the next build, fill_vectors or optimize_index (the chat does it in a thread).
@@ -115,6 +118,11 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
             if old_reader is not None:
                 old_reader.close()
             raise
+        # Files the user excluded stay in the folder but out of the index (an indexed one is removed).
+        excluded = Library.read(index_dir).excluded
+        if excluded:
+            files = [f for f in files if f.rel not in excluded]
+            skipped = [sk for sk in skipped if sk.rel not in excluded]
         timings["scan"] = time.perf_counter() - t0
         if not files and old is None:
             raise DocumentError(str(settings.docs_dir),

@@ -39,6 +39,7 @@ class DocInfo:
     title: str
     chunks: int
     indexed_at: str
+    size: int = 0  # bytes of the file when it was indexed
 
 
 class _Documents(Mapping[str, Document]):
@@ -124,7 +125,8 @@ class IndexReader:
     @property
     def doc_infos(self) -> tuple[DocInfo, ...]:
         if self._infos is None:
-            infos = [DocInfo(p, t, n, at) for s in self.segments for p, _, t, n, at, _, _ in s.document_list()]
+            infos = [DocInfo(p, t, n, at, size) for s in self.segments
+                     for p, _, t, n, at, size, _ in s.document_list()]
             self._infos = tuple(sorted(infos, key=lambda d: d.path))
         return self._infos
 
