@@ -50,6 +50,8 @@ class Settings:
     port: int = _f(7860, "Port of the web chat.")
     auth_user: str = _f("", "Username for the web chat (empty: no login).")
     auth_password: str = _f("", "Password for the web chat.")
+    chat_db: str = _f("", "SQLite file of the web chat's saved conversations and feedback (empty: chat.sqlite3 "
+                          "in the index folder).")
     max_upload_mb: float = _f(20.0, "Largest document the web chat accepts.")
     max_file_mb: float = _f(50.0, "Largest file indexed from the documents folder; bigger ones are skipped "
                                   "with a reason naming the file and this limit.")
@@ -95,6 +97,10 @@ class Settings:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if not 1 <= self.k <= self.max_k:
             raise ConfigError(f"k: must be between 1 and {self.max_k} (max_k), got {self.k}")
+
+    @property
+    def chat_db_path(self) -> Path:
+        return Path(self.chat_db) if self.chat_db else self.index_dir / "chat.sqlite3"
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -30,6 +30,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--k", type=int, help="passages the answerer gets (retrieval is always scored to k=10)")
     p.add_argument("--mode", choices=["extractive", "llm"], help="answer mode")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument("--export-feedback", type=Path, metavar="OUT.jsonl",
+                   help="instead of scoring: write the chat's thumbs-down answers as draft questions (gold "
+                        "quotes left for a person to fill) and exit")
     p.add_argument("--compare", nargs="+", metavar="KEY=VALUE",
                    help="also run the same settings with these overrides, e.g. retrieval=dense chunk_tokens=256")
 
@@ -56,6 +59,12 @@ def parse_overrides(pairs: list[str], base: Settings) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "export_feedback", None) is not None:
+        from .feedback import export_feedback
+
+        n = export_feedback(settings.chat_db_path, args.export_feedback)
+        print(f"wrote {n} draft question{'s' if n != 1 else ''} to {args.export_feedback}")
+        return 0
     from .report import format_table, write_report
     from .runner import make_opener, run_eval
 

@@ -13,7 +13,7 @@ from ..errors import AssistantError
 KINDS = ("faq", "fact", "paraphrase", "multi_doc", "follow_up", "unanswerable")
 _REQUIRED = {"id": str, "question": str, "gold_sources": list, "gold_quotes": list, "answer": str,
              "answerable": bool, "kind": str}
-_OPTIONAL = {"follows": str}
+_OPTIONAL = {"follows": str, "draft": str, "cited_quotes": list, "comment": str}
 
 
 class QuestionFileError(AssistantError):
@@ -73,6 +73,8 @@ def _parse(raw: str, where: str, line: int) -> Question:
     def fail(name: str, why: str) -> QuestionFileError:
         return QuestionFileError(f"{where}: {name}: {why}")
 
+    if "draft" in obj:  # written by `assistant eval --export-feedback`, not yet checked by a person
+        raise QuestionFileError(f"{where}: draft: {obj['draft']}")
     for name in obj:
         if name not in _REQUIRED and name not in _OPTIONAL:
             raise fail(name, f"unknown field; known: {', '.join([*_REQUIRED, *_OPTIONAL])}")
