@@ -224,6 +224,18 @@ class Assistant:
             self._llm = LLMAnswerer(self.settings)
         return self._llm
 
+    def configure_llm(self, base_url: str, model: str, api_key: str | None = None) -> None:
+        """Point the LLM mode at another endpoint (the web chat's settings); `api_key` None keeps the key. The
+        settings are checked (ConfigError for a URL that is not http(s)) before anything changes."""
+        fresh = replace(self.settings, llm_base_url=base_url.strip(), llm_model=model.strip(),
+                        llm_api_key=self.settings.llm_api_key if api_key is None else api_key.strip())
+        llm = None
+        if fresh.llm_base_url and fresh.llm_model:
+            from .answer.llm import LLMAnswerer
+
+            llm = LLMAnswerer(fresh)  # validates the URL
+        self.settings, self._llm = fresh, llm
+
     def llm_status(self) -> str:
         llm = self._llm_answerer()
         return "not configured" if llm is None else llm.status()

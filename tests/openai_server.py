@@ -33,6 +33,7 @@ class Reply:
     json_only: bool = False  # answer with one JSON completion even when asked to stream
     cut: bool = False  # close the connection after the pieces, before the stream is finished
     delay: float = 0.0  # seconds to wait before answering
+    piece_delay: float = 0.0  # seconds to wait before each streamed piece
     finish_reason: str = "stop"
 
 
@@ -155,6 +156,8 @@ def serve(script: Script | Reply | str, *, models: Sequence[str] = ("test-model"
             self._event({**head, "choices": [
                 {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
             for piece in pieces:
+                if reply.piece_delay:
+                    time.sleep(reply.piece_delay)
                 self._event({**head, "choices": [
                     {"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
             if reply.cut:

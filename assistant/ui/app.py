@@ -1,24 +1,26 @@
-"""The web chat: a Gradio Blocks app over an `Assistant`. A chat whose answers stream in and cite checkable
-sources, a Documents tab to add and remove files, and `ask` / `search` / `documents` endpoints for
-gradio_client. Conversations live in per-session gr.State; nothing is shared between browsers."""
+"""The web chat: a Gradio Blocks app over an `Assistant`. Beside the conversation, the source pane shows a
+cited document with the quote highlighted; conversations are saved per browser and listed in the sidebar;
+the Documents tab manages the folder. `ask` / `search` / `documents` endpoints serve gradio_client. The
+handlers are in chat.py (conversation, pane, feedback) and library.py (documents)."""
 
 from __future__ import annotations
 
-import os
 import typing
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ..errors import AssistantError, ConfigError, DocumentError, InputError
+from ..conversations import ConversationStore
+from ..errors import AssistantError, ConfigError, InputError
 from ..jsonable import OFFSETS, answer_dict, hit_dict
-from ..load.uploads import SUPPORTED_SUFFIXES, check_size
+from ..load.uploads import SUPPORTED_SUFFIXES
 from ..records import Turn
 from . import render
-from .server import discard_upload
+from .chat import PANE_EMPTY, ChatHandlers, ChatSession
+from .library import SORTS, STATUS_FILTERS, LibraryHandlers
 
 if TYPE_CHECKING:
     from ..app import Assistant
@@ -31,99 +33,175 @@ DEFAULT_EXAMPLES = (
     "What impact will TikTok's eCommerce entry have on the competition?",
 )
 MAX_K = 20
-STREAM_EVERY_CHARS = 24  # re-render the streaming message at most every this many new characters
 MODES = [("Extractive: quotes the documents", "extractive"),
          ("LLM: writes an answer, cites the documents", "llm")]
-DOC_HEADERS = ["Document", "Title", "Chunks", "Last indexed"]
-
-
-@dataclass
-class ChatSession:
-    """One browser session's conversation: what the backend needs (turns) and what the chatbot shows."""
-
-    turns: list[Turn] = field(default_factory=list)
-    messages: list[dict[str, str]] = field(default_factory=list)
+CLIENT_JS = (Path(__file__).with_name("client.js")).read_text(encoding="utf-8")
+# After an answer: its question at the top of the view, so an answer (or "not found") is read from its start.
+SCROLL_TO_ANSWER = "() => window.assistantUI && window.assistantUI.showLastAnswer()"
+SCROLL_TO_QUOTE = "() => window.assistantUI && window.assistantUI.showQuote()"
 
 
 def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -> gr.Blocks:
-    """The Blocks app; launch it with `launch()` (which adds the stylesheet and limits) or `serve()`."""
+    """The Blocks app; launch it with `launch()` (which adds the stylesheet, the page script and limits)."""
     settings = assistant.settings
-    h = _Handlers(assistant)
+    store = ConversationStore(settings.chat_db_path)
+    h, chat, lib = _Handlers(assistant), ChatHandlers(assistant, store), LibraryHandlers(assistant)
     with gr.Blocks(title="Document assistant", analytics_enabled=False) as demo:
-        gr.Markdown("## Document assistant\nAnswers come only from your documents, with numbered sources "
-                    "you can check: click a marker like [1] to see the quoted sentence in its passage.")
+        secret = store.secret()
+        browser_id = gr.BrowserState(None, storage_key="assistant-browser-id", secret=secret)
+        current = gr.BrowserState(None, storage_key="assistant-conversation", secret=secret)
+        session = gr.State(ChatSession())
+        with gr.Sidebar(label="Conversations", open=True, elem_id="sidebar", width=290):
+            new = gr.Button("New conversation", variant="primary", elem_id="new-conv", size="sm")
+            conv_list = gr.Radio([], label="Saved conversations", elem_id="conv-list", type="value")
+            with gr.Row():
+                title_box = gr.Textbox(placeholder="New name…", show_label=False, elem_id="rename-text",
+                                       scale=3, max_length=80)
+                rename = gr.Button("Rename", elem_id="rename-conv", size="sm", scale=1, min_width=70)
+            with gr.Row():
+                export = gr.DownloadButton("Export as Markdown", elem_id="export-conv", size="sm",
+                                           interactive=False, scale=3)
+                delete_conv = gr.Button("Delete", elem_id="delete-conv", size="sm", variant="stop", scale=1,
+                                        min_width=70)
+            with gr.Accordion("Settings", open=False, elem_id="settings"):
+                mode = gr.Radio(MODES, value="extractive", label="Answer mode", elem_id="mode", interactive=False)
+                k = gr.Slider(1, min(settings.max_k, max(MAX_K, settings.k)), value=settings.k, step=1,
+                              label="Passages to retrieve (k)", elem_id="k")
+                llm_url = gr.Textbox(label="LLM endpoint (OpenAI-compatible)", elem_id="llm-url",
+                                     placeholder="http://127.0.0.1:11434/v1", max_length=300)
+                llm_model = gr.Textbox(label="LLM model", elem_id="llm-model", max_length=200)
+                llm_key = gr.Textbox(label="API key", type="password", elem_id="llm-key", max_length=500,
+                                     placeholder="not set")
+                save_llm = gr.Button("Save LLM settings", size="sm", elem_id="save-llm")
+                llm_line = gr.HTML("LLM: checking…", elem_id="llm-status")
+        gr.HTML('<div class="app-head"><h2>Document assistant</h2><p>Answers come only from your documents, '
+                'with numbered sources: click a marker like [1] to read the quoted sentence in its document.'
+                '</p></div>')
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
-                session = gr.State(ChatSession())
-                chatbot = gr.Chatbot(
-                    label="Conversation", show_label=False, elem_id="chat", height=620, elem_classes=["chat-msg"],
-                    # Messages are HTML built by render.py, where every document, user and model string is
-                    # escaped. Markdown and LaTeX are off so text from documents is never interpreted; the
-                    # sanitiser stays on as a second line of defence.
-                    render_markdown=False, sanitize_html=True, latex_delimiters=[], allow_tags=False,
-                    buttons=["copy"], feedback_options=None, autoscroll=True,
-                    placeholder="Ask a question about the documents.")
-                with gr.Row():
-                    question = gr.Textbox(placeholder="Ask a question about the documents…", show_label=False,
-                                          scale=8, elem_id="question", autofocus=True, max_lines=6,
-                                          max_length=settings.max_question_chars)
-                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-                    clear = gr.Button("New conversation", scale=1, elem_id="clear")
-                example_set = gr.Dataset(components=["textbox"], samples=[[q] for q in examples],
-                                         label="Examples (click to ask)", elem_id="examples", type="values")
-                with gr.Row():
-                    mode = gr.Radio(MODES, value="extractive", label="Answer mode", elem_id="mode",
-                                    interactive=False, scale=3)
-                    k = gr.Slider(1, min(settings.max_k, max(MAX_K, settings.k)), value=settings.k, step=1,
-                                  label="Passages to retrieve (k)", elem_id="k", scale=2)
-                llm_line = gr.Markdown("LLM: checking…", elem_id="llm-status")
-                index_line = gr.Markdown(_md_text(h.index_status()), elem_id="index-status")
-                with gr.Accordion("Retrieved passages and scores (last answer)", open=False,
-                                  elem_id="hits-acc"):
-                    hits = gr.HTML(render.render_hits(()), elem_id="hits")
+            with gr.Tab("Chat", id="chat-tab"), gr.Row(equal_height=False, elem_id="chat-row"):
+                with gr.Column(scale=3, min_width=320, elem_id="chat-col"):
+                    chatbot = gr.Chatbot(
+                        label="Conversation", show_label=False, elem_id="chat", height=560,
+                        elem_classes=["chat-msg"],
+                        # Messages are HTML built by render.py, where every document, user and model
+                        # string is escaped. Markdown and LaTeX are off so text from documents is never
+                        # interpreted; the sanitiser stays on as a second line of defence. Gradio's copy
+                        # button would copy that HTML: each answer has its own plain-text Copy instead.
+                        render_markdown=False, sanitize_html=True, latex_delimiters=[], allow_tags=False,
+                        buttons=[], feedback_options=None, autoscroll=False,
+                        placeholder="Ask a question about the documents.")
+                    with gr.Row(elem_id="ask-row"):
+                        question = gr.Textbox(placeholder="Ask a question about the documents…",
+                                              show_label=False, scale=8, elem_id="question", max_lines=6,
+                                              max_length=settings.max_question_chars)
+                        send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask", min_width=60)
+                    with gr.Row(elem_id="chat-actions"):
+                        stop = gr.Button("■ Stop", size="sm", elem_id="stop", min_width=60)
+                        regen = gr.Button("↻ Regenerate", size="sm", elem_id="regenerate", min_width=60)
+                        clear = gr.Button("New conversation", size="sm", elem_id="clear", min_width=60)
+                    feedback_line = gr.HTML("", elem_id="feedback-line")
+                    with gr.Row(visible=False, elem_id="comment-row") as comment_row:
+                        comment = gr.Textbox(placeholder="What was wrong? (optional)", show_label=False,
+                                             elem_id="comment", scale=5, max_length=1000)
+                        send_comment = gr.Button("Send", size="sm", elem_id="send-comment", scale=1)
+                    example_set = gr.Dataset(components=["textbox"], samples=[[q] for q in examples],
+                                             label="Examples (click to ask)", elem_id="examples",
+                                             type="values")
+                    index_line = gr.HTML(_line(h.index_status()), elem_id="index-status")
+                    with gr.Accordion("Retrieved passages and scores (last answer)", open=False,
+                                      elem_id="hits-acc"):
+                        hits = gr.HTML(render.render_hits(()), elem_id="hits")
+                with gr.Column(scale=2, min_width=300, elem_id="source-col"):
+                    with gr.Row(elem_id="pane-nav"):
+                        prev = gr.Button("‹ Previous", size="sm", elem_id="pane-prev", min_width=60)
+                        nxt = gr.Button("Next citation ›", size="sm", elem_id="pane-next", min_width=60)
+                    pane = gr.HTML(PANE_EMPTY, elem_id="source-pane")
 
             with gr.Tab("Documents", id="documents"):
-                docs_table = gr.Dataframe(headers=DOC_HEADERS, datatype=["str", "str", "number", "str"],
-                                          type="array", interactive=False, elem_id="docs-table", wrap=True,
-                                          column_widths=["30%", "44%", "8%", "18%"],
-                                          label="Indexed documents")
+                with gr.Row():
+                    doc_filter = gr.Textbox(placeholder="Filter by name, title or type…", show_label=False,
+                                            elem_id="doc-filter", scale=3)
+                    doc_state = gr.Dropdown(STATUS_FILTERS, value="All", show_label=False, elem_id="doc-status-filter",
+                                            scale=1)
+                    doc_sort = gr.Dropdown(list(SORTS), value="Name", label="Sort by", elem_id="doc-sort", scale=1)
+                docs_table = gr.HTML("", elem_id="docs-table")
                 files = gr.File(label=f"Add documents ({' '.join(SUPPORTED_SUFFIXES)}; "
                                       f"up to {settings.max_upload_mb:g} MB each)",
                                 file_count="multiple", file_types=list(SUPPORTED_SUFFIXES), type="filepath",
                                 elem_id="upload")
                 add = gr.Button("Add to the index", variant="primary", elem_id="add-docs")
                 with gr.Row():
-                    to_remove = gr.Dropdown(label="Document to remove", choices=[], elem_id="remove-choice",
-                                            scale=4)
-                    remove = gr.Button("Remove from the index", variant="stop", elem_id="remove-doc", scale=1)
+                    chosen = gr.Dropdown(label="Document", choices=[], elem_id="remove-choice", scale=4)
+                    remove = gr.Button("Remove from the index…", variant="stop", elem_id="remove-doc", scale=1)
+                    include = gr.Button("Include again", elem_id="include-doc", scale=1)
+                    reindex = gr.Button("Re-index", elem_id="reindex-doc", scale=1)
+                with gr.Group(visible=False, elem_id="confirm-remove") as confirm:
+                    confirm_text = gr.HTML("", elem_id="confirm-text")
+                    delete_file = gr.Checkbox(False, label="Also delete the file", elem_id="delete-file")
+                    with gr.Row():
+                        yes = gr.Button("Remove", variant="stop", elem_id="confirm-yes", size="sm")
+                        no = gr.Button("Cancel", elem_id="confirm-no", size="sm")
                 with gr.Row():
-                    docs_index_line = gr.Markdown(_md_text(h.index_status()), elem_id="docs-index-status")
-                    stop = gr.Button("Stop indexing", elem_id="stop-indexing", scale=0, size="sm")
+                    docs_index_line = gr.HTML(_line(h.index_status()), elem_id="docs-index-status")
+                    stop_indexing = gr.Button("Stop indexing", elem_id="stop-indexing", scale=0, size="sm")
                 doc_status = gr.HTML("", elem_id="doc-status", elem_classes=["status-box"])
+        # The page script turns clicks on [n], "open ›", 👍 and 👎 inside messages into actions here.
+        action = gr.Textbox(visible="hidden", elem_id="ui-action")
+        action_go = gr.Button("action", visible="hidden", elem_id="ui-action-go")
 
+        private: dict[str, Any] = {"api_visibility": "private"}
+        asking: dict[str, Any] = {**private, "show_progress": "hidden", "concurrency_id": "chat",
+                                  "concurrency_limit": 4}
         chat_inputs = [question, session, k, mode]
         chat_outputs = [chatbot, session, question, hits]
-        private: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden",
-                                   "concurrency_id": "chat", "concurrency_limit": 4}
-        question.submit(h.respond, chat_inputs, chat_outputs, **private)
-        send.click(h.respond, chat_inputs, chat_outputs, **private)
-        example_set.click(lambda sample: sample[0], example_set, question, api_visibility="private",
-                          queue=False).then(h.respond, chat_inputs, chat_outputs, **private)
-        clear.click(lambda: ([], ChatSession(), "", render.render_hits(())), None, chat_outputs,
-                    api_visibility="private", queue=False)
+        after = [current, conv_list, export]
+        for event in (question.submit, send.click):
+            event(chat.respond, chat_inputs, chat_outputs, **asking).then(
+                chat.after_answer, session, after, **private).then(None, js=SCROLL_TO_ANSWER, **private)
+        example_set.click(lambda sample: sample[0], example_set, question, queue=False, **private).then(
+            chat.respond, chat_inputs, chat_outputs, **asking).then(
+            chat.after_answer, session, after, **private).then(None, js=SCROLL_TO_ANSWER, **private)
+        regen.click(chat.regenerate, [session, k, mode], chat_outputs, **asking).then(
+            chat.after_answer, session, after, **private).then(None, js=SCROLL_TO_ANSWER, **private)
+        stop.click(chat.stop, session, [chatbot, session], queue=False, **private)
 
-        doc_outputs = [docs_table, to_remove]
-        index_write: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "index-write",
-                                       "concurrency_limit": 1}
-        add.click(h.add_files, files, [doc_status, files, *doc_outputs], **index_write)
-        remove.click(h.remove, to_remove, [doc_status, *doc_outputs], **index_write)
-        demo.load(h.documents_view, None, doc_outputs, api_visibility="private")
-        demo.load(h.llm_view, None, [llm_line, mode], api_visibility="private")
+        view_outputs = [current, chatbot, session, conv_list, export, pane, comment_row, hits]
+        for event in (new.click, clear.click, chatbot.clear):
+            event(chat.new_conversation, session, view_outputs, queue=False, **private)
+        conv_list.input(chat.select, [conv_list, session], view_outputs, **private)
+        rename.click(chat.rename, [title_box, session], [conv_list, title_box], **private)
+        delete_conv.click(chat.delete, session, view_outputs, **private)
+        demo.load(chat.start, [browser_id, current, session], [browser_id, *view_outputs[:-1]], **private)
+
+        action_go.click(chat.action, [action, session], [pane, session, comment_row, feedback_line, chatbot],
+                        **private).then(None, js=SCROLL_TO_QUOTE, **private)
+        prev.click(lambda s: chat.pane_move(s, -1), session, pane, **private).then(None, js=SCROLL_TO_QUOTE,
+                                                                                   **private)
+        nxt.click(lambda s: chat.pane_move(s, 1), session, pane, **private).then(None, js=SCROLL_TO_QUOTE,
+                                                                                 **private)
+        send_comment.click(chat.comment, [comment, session], [comment, feedback_line, comment_row], **private)
+        comment.submit(chat.comment, [comment, session], [comment, feedback_line, comment_row], **private)
+
+        view_in = [doc_filter, doc_state, doc_sort]
+        doc_outputs = [docs_table, chosen]
+        index_write: dict[str, Any] = {**private, "concurrency_id": "index-write", "concurrency_limit": 1}
+        add.click(lib.add_files, [files, *view_in], [doc_status, files, *doc_outputs], **index_write)
+        remove.click(lib.ask_remove, chosen, [confirm, doc_status, confirm_text, delete_file], **private)
+        no.click(lambda: gr.update(visible=False), None, confirm, queue=False, **private)
+        yes.click(lib.remove, [chosen, delete_file, *view_in], [doc_status, confirm, *doc_outputs], **index_write)
+        include.click(lib.include, [chosen, *view_in], [doc_status, *doc_outputs], **index_write)
+        reindex.click(lib.reindex, [chosen, *view_in], [doc_status, *doc_outputs], **index_write)
+        for event in (doc_filter.change, doc_state.change, doc_sort.change):
+            event(lib.view, view_in, doc_outputs, show_progress="hidden", **private)
+        demo.load(lib.view, view_in, doc_outputs, **private)
+        demo.load(h.llm_view, None, [llm_line, mode, llm_url, llm_model, llm_key], **private)
+        save_llm.click(h.save_llm, [llm_url, llm_model, llm_key], [llm_line, mode, llm_url, llm_model, llm_key],
+                       **private)
         # How far the dense vectors are, while they fill in behind a searchable index.
         timer = gr.Timer(3.0)
-        timer.tick(h.index_view, None, [index_line, docs_index_line], api_visibility="private", queue=False,
-                   show_progress="hidden")
-        stop.click(h.stop_indexing, None, [docs_index_line], api_visibility="private", queue=False)
+        timer.tick(h.index_view, None, [index_line, docs_index_line], queue=False, show_progress="hidden",
+                   **private)
+        stop_indexing.click(h.stop_indexing, None, [docs_index_line], queue=False, **private)
 
         gr.api(_typed(h.api_ask), api_name="ask", concurrency_id="chat", concurrency_limit=4)
         gr.api(_typed(h.api_search), api_name="search", concurrency_id="chat", concurrency_limit=4)
@@ -152,7 +230,7 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
             demo.launch(
                 server_name=host or settings.host, server_port=port or settings.port, auth=guard.auth,
                 app_kwargs=guard.app_kwargs(), max_file_size=int(settings.max_upload_mb * 1024 * 1024),
-                theme=theme, css=render.CSS, prevent_thread_lock=True, quiet=True, share=False,
+                theme=theme, css=render.CSS, js=CLIENT_JS, prevent_thread_lock=True, quiet=True, share=False,
                 inbrowser=False, ssr_mode=False, mcp_server=False, run_history=False, show_error=False,
                 footer_links=["api"],
             )
@@ -193,50 +271,13 @@ def serve(assistant: Assistant, host: str | None = None, port: int | None = None
     launch(assistant, host, port, block=True)
 
 
+
+
 class _Handlers:
-    """The event handlers, bound to one Assistant. They turn AssistantError into visible messages."""
+    """Index and LLM status, the LLM settings, and the HTTP API. They turn AssistantError into messages."""
 
     def __init__(self, assistant: Assistant) -> None:
         self.a = assistant
-
-    # --- chat ---------------------------------------------------------------------------------------------
-
-    def respond(self, question: str, session: ChatSession, k: float, mode: str
-                ) -> Iterator[tuple[list[dict[str, str]], ChatSession, str, Any]]:
-        question = (question or "").strip()
-        if not question:
-            yield session.messages, session, "", gr.skip()
-            return
-        turn = len(session.turns) + 1
-        history = tuple(session.turns[-self.a.settings.max_history_turns:])
-        asked = [*session.messages, _msg("user", render.render_question(question))]
-        turns = list(session.turns)
-
-        def show(html: str, hits: str | None = None) -> tuple[list[dict[str, str]], ChatSession, str, Any]:
-            messages = [*asked, _msg("assistant", html)]
-            return messages, ChatSession(list(turns), messages), "", gr.skip() if hits is None else hits
-
-        yield show(render.render_partial(""))
-        text, shown, answer = "", 0, None
-        retriever = self.a.retriever  # the citations are shown in the texts of the version they came from
-        try:
-            for item in self.a.ask_stream(question, history=history, k=int(k), mode=mode or None,
-                                          retriever=retriever):
-                if isinstance(item, str):
-                    text += item
-                    if len(text) - shown >= STREAM_EVERY_CHARS:
-                        shown = len(text)
-                        yield show(render.render_partial(text))
-                else:
-                    answer = item
-        except AssistantError as e:
-            yield show(render.render_error(str(e)))
-            return
-        if answer is None:
-            yield show(render.render_error("The assistant returned no answer."))
-            return
-        turns.append(Turn(question, answer.text, answer.citations))
-        yield show(render.render_answer(answer, turn, retriever.document_text), render.render_hits(answer.hits))
 
     def index_status(self) -> str:
         dense, total = self.a.dense_status()
@@ -253,69 +294,31 @@ class _Handlers:
         return line
 
     def index_view(self) -> tuple[str, str]:
-        line = _md_text(self.index_status())
+        line = _line(self.index_status())
         return line, line
 
     def stop_indexing(self) -> str:
         self.a.cancel_indexing()
-        return _md_text(self.index_status() + " — stopping; what was embedded is kept")
+        return _line(self.index_status() + " — stopping; what was embedded is kept")
 
-    def llm_view(self) -> tuple[str, Any]:
+    def llm_view(self, note: str = "") -> tuple[Any, ...]:
+        """The status line, the mode choice, and the settings fields (the key is never sent back)."""
+        s = self.a.settings
         status = self.a.llm_status()
         configured = not status.startswith("not configured")
-        default = self.a.settings.mode if configured else "extractive"
-        line = f"LLM: {status}" + ("" if configured else " (set llm_base_url and llm_model to enable the LLM mode)")
-        return _md_text(line), gr.update(value=default, interactive=configured)
+        default = s.mode if configured else "extractive"
+        line = f"LLM: {status}" + ("" if configured else " (set an endpoint and a model to enable the LLM mode)")
+        key = gr.update(value="", placeholder="set (hidden); type a new one to replace it" if s.llm_api_key
+                        else "not set")
+        return (_line(line, note), gr.update(value=default, interactive=configured), s.llm_base_url,
+                s.llm_model, key)
 
-    # --- documents ----------------------------------------------------------------------------------------
-
-    def documents_view(self) -> tuple[list[list[Any]], Any]:
-        docs = self.a.documents()
-        rows = [[d.path, d.title, d.chunks, _short_time(d.indexed_at)] for d in docs]
-        choices = [d.path for d in docs]
-        return rows, gr.update(choices=choices, value=None)
-
-    def add_files(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()  # noqa: B008
-                  ) -> tuple[Any, ...]:
-        files, lines = [], []
-        for path in paths or []:
-            name = Path(path).name
-            try:
-                check_size(name, os.path.getsize(path), self.a.settings.max_upload_mb)
-                files.append((name, Path(path).read_bytes()))
-            except DocumentError as e:
-                lines.append(("error", f"Rejected {e}"))
-            except OSError as e:
-                lines.append(("error", f"Rejected {name}: {e.strerror or type(e).__name__}; upload it again"))
-            finally:
-                discard_upload(path)  # Gradio's copy: the documents folder now holds the only one
-        if not paths:
-            lines.append(("error", "Choose one or more files first."))
-        if files:
-            try:
-                up = self.a.add_documents(files, progress=_progress_callback(progress))
-            except AssistantError as e:
-                lines.append(("error", f"Indexing failed: {e}"))
-            else:
-                added = [sv.name for sv in up.saved if not sv.duplicate]
-                if added and up.build is not None:
-                    lines.append(("ok", f"Added {', '.join(added)}. {up.build.summary()}"))
-                lines += [("info", sv.note) for sv in up.saved if sv.note]
-                lines += [("error", f"Rejected {r}") for r in up.rejected]
-                if up.build is not None:
-                    lines += [("error", f"Skipped {sk.rel}: {sk.reason}") for sk in up.build.skipped
-                              if sk.rel not in added and not any(sk.rel in r for r in up.rejected)]
-        return (_status(lines), None, *self.documents_view())
-
-    def remove(self, source: str | None) -> tuple[Any, ...]:
-        if not source:
-            return (_status([("error", "Choose a document to remove.")]), *self.documents_view())
+    def save_llm(self, url: str, model: str, key: str) -> tuple[Any, ...]:
         try:
-            report = self.a.remove_document(source)
-            line = ("ok", f"Removed {source}. {report.summary()}")
+            self.a.configure_llm(url or "", model or "", key if key else None)
         except AssistantError as e:
-            line = ("error", str(e))
-        return (_status([line]), *self.documents_view())
+            return (_line(f"⚠ {e}"), gr.skip(), gr.skip(), gr.skip(), gr.update(value=""))
+        return self.llm_view("saved for this server")
 
     # --- HTTP API (gradio_client) ---------------------------------------------------------------------------
 
@@ -364,37 +367,12 @@ def _typed(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _msg(role: str, html: str) -> dict[str, str]:
-    return {"role": role, "content": html}
-
-
 def _gr_error(e: Exception) -> Exception:
     return gr.Error(str(e), print_exception=False)
 
 
-def _progress_callback(progress: Any) -> Callable[[str, int, int, str], None]:
-    def report(stage: str, done: int, total: int, item: str = "") -> None:
-        progress((done, total) if total else None, desc=stage)
 
-    return report
-
-
-def _status(lines: list[tuple[str, str]]) -> str:
-    from html import escape
-
-    icons = {"ok": "✓", "error": "⚠", "info": "ℹ"}
-    return "".join(f'<p class="{kind}">{icons[kind]} {escape(text)}</p>' for kind, text in lines)
-
-
-def _md_text(text: str) -> str:
-    """Plain text for a gr.Markdown: escaped, and with Markdown punctuation neutralised."""
-    from html import escape
-
-    return "".join(f"\\{c}" if c in "\\`*_{}[]()#+-.!|<>" else c for c in escape(text, quote=False))
-
-
-def _short_time(iso: str) -> str:
-    """'2026-01-02T03:04:05+00:00' -> '2026-01-02 03:04:05 UTC'; other offsets are kept as they are."""
-    if iso.endswith(("+00:00", "Z")):
-        return iso.replace("T", " ")[:19] + " UTC"
-    return iso.replace("T", " ")
+def _line(text: str, note: str = "") -> str:
+    """A status line as escaped HTML (gr.Markdown would show the escapes a URL needs: `127\\.0\\.0\\.1`)."""
+    extra = f' <span class="note">({escape(note)})</span>' if note else ""
+    return f'<p class="status-line">{escape(text)}{extra}</p>'

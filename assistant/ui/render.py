@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
+from pathlib import Path
 
 from ..records import Answer, Citation, Hit
 
@@ -36,6 +37,13 @@ def render_partial(text: str) -> str:
     return f'<div class="answer-text streaming">{_e(text)}<span class="cursor">▍</span></div>'
 
 
+def render_stopped(text: str) -> str:
+    """An answer stopped while it streamed: what had come, marked as stopped (it is not saved)."""
+    return (f'<div class="answer-text stopped">{_e(text)}</div>'
+            '<p class="notice stopped-note">■ Stopped. This partial answer is not saved; ask again or '
+            'regenerate.</p>')
+
+
 def render_error(message: str) -> str:
     return f'<p class="error">⚠ {_e(message)}</p>'
 
@@ -51,9 +59,11 @@ def source_label(source: str, headings: Sequence[str] = (), page: int | None = N
     return " · ".join(parts)
 
 
-def render_answer(answer: Answer, turn: int, doc_text: DocText) -> str:
+def render_answer(answer: Answer, turn: int, doc_text: DocText, feedback: int | None = None) -> str:
     """The whole assistant message for a finished answer: text with marker links, the flagged unsupported
-    sentences, notices, and the cited sources (or, when the answer abstains, the closest passages)."""
+    sentences, notices, and the cited sources (or, when the answer abstains, the closest passages, folded so
+    the "not found" line stays in view); then copy and feedback actions, and the answer as plain text for
+    the copy action. `feedback`: the rating already given (1, -1), shown as chosen."""
     texts = _TextCache(doc_text)
     cited = {c.n for c in answer.citations}
     parts: list[str] = []
@@ -76,10 +86,44 @@ def render_answer(answer: Answer, turn: int, doc_text: DocText) -> str:
         parts.append(f'<div class="sources"><div class="sources-title">Sources</div>{items}</div>')
     elif answer.hits:
         title = "Closest passages" if answer.abstained else "Retrieved passages"
-        items = "".join(_hit(h) for h in answer.hits[:3])
-        parts.append(f'<div class="sources closest"><div class="sources-title">{title}</div>{items}</div>')
-    parts.append(f'<div class="meta">{_e(answer.mode)} answer</div>')
+        shown = answer.hits[:3]
+        items = "".join(_hit(h) for h in shown)
+        parts.append(f'<details class="sources closest"><summary class="sources-title">{title} ({len(shown)})'
+                     f'</summary>{items}</details>')
+    up = " chosen" if feedback == 1 else ""
+    down = " chosen" if feedback == -1 else ""
+    parts.append(f'<div class="answer-actions"><span class="meta">{_e(answer.mode)} answer</span>'
+                 f'<a class="act copy" href="#copy-{turn}" title="Copy the answer and its sources as plain text">'
+                 f'Copy</a><a class="act fb-up{up}" href="#fb-up-{turn}" title="👍 A good answer">Helpful</a>'
+                 f'<a class="act fb-down{down}" href="#fb-down-{turn}" title="👎 A bad answer: say why">Not helpful'
+                 f'</a></div>'
+                 f'<div class="plain-text">{_e(plain_answer(answer))}</div>')
     return f'<div class="answer{" is-abstained" if answer.abstained else ""}">{"".join(parts)}</div>'
+
+
+def plain_answer(answer: Answer) -> str:
+    """The answer as plain text with its sources listed: `[1] file › section: "quote"`."""
+    lines = []
+    if answer.abstained:
+        lines.append("Not found in the documents: no passage answers this question well enough to quote.")
+    if answer.text.strip():
+        lines.append(answer.text.strip())
+    if answer.citations:
+        lines.append("")
+        lines.append("Sources:")
+        for c in sorted(answer.citations, key=lambda c: c.n):
+            where = " › ".join([c.source, *(h for h in c.headings if h)] + ([f"page {c.page}"] if c.page else []))
+            lines.append(f'[{c.n}] {where}: "{" ".join(c.quote.split())}"')
+    return "\n".join(lines)
+
+
+def conversation_markdown(title: str, turns: Sequence[tuple[str, Answer]]) -> str:
+    """A conversation as a Markdown document: each question, its answer and its sources."""
+    out = [f"# {' '.join(title.split())}", ""]
+    for question, answer in turns:
+        out += [f"## {' '.join(question.split())}", "", plain_answer(answer).replace("\nSources:", "\n**Sources**"),
+                ""]
+    return "\n".join(out)
 
 
 def render_hits(hits: Iterable[Hit]) -> str:
@@ -142,7 +186,9 @@ def _citation(c: Citation, turn: int, texts: _TextCache) -> str:
     else:  # document changed or gone since indexing: show the stored quote alone
         passage = f"<mark>{_e(c.quote)}</mark>"
     return (f'<details class="source" id="{anchor_id(turn, c.n)}" open>'
-            f'<summary><span class="n">[{c.n}]</span> {source_label(c.source, c.headings, c.page)}</summary>'
+            f'<summary><span class="n">[{c.n}]</span> {source_label(c.source, c.headings, c.page)} '
+            f'<a class="open-source" href="#{anchor_id(turn, c.n)}" title="Read it in its document">open ›</a>'
+            f'</summary>'
             f'<div class="passage">{passage}</div></details>')
 
 
@@ -187,29 +233,4 @@ class _TextCache:
         return self._texts[source]
 
 
-CSS = """
-.chat-msg .q-text, .answer-text { white-space: pre-wrap; }
-.answer .cite { font-weight: 600; color: var(--link-text-color); text-decoration: none; padding: 0 1px; }
-.answer .cite:hover { text-decoration: underline; }
-.answer .abstained { font-weight: 600; margin: 0 0 .4em; }
-.answer .unsupported { background: rgba(255, 170, 0, .18); border-bottom: 1px dashed #c77700; }
-.answer .unsupported .flag { color: #c77700; font-size: .85em; }
-.answer .unsupported-note, .answer .notice, .answer .meta { font-size: .85em; opacity: .8; margin: .4em 0 0; }
-.answer .sources { margin-top: .6em; border-top: 1px solid var(--border-color-primary); padding-top: .4em; }
-.answer .sources-title { font-size: .8em; text-transform: uppercase; letter-spacing: .05em; opacity: .7; }
-.answer details.source { margin: .35em 0; scroll-margin-top: 4em; }
-.answer details.source:target { outline: 2px solid var(--color-accent); outline-offset: 2px;
-  border-radius: 4px; }
-.answer details.source summary { cursor: pointer; font-size: .9em; }
-.answer .source .doc { font-weight: 600; }
-.answer .source .where, .answer .source .page, .answer .source .score { opacity: .75; }
-.answer .passage, .hits .passage { white-space: pre-wrap; font-size: .9em; margin: .25em 0 0 1em;
-  padding-left: .6em; border-left: 3px solid var(--border-color-primary); }
-.answer mark { background: #ffe066; color: #000; padding: 0 1px; }
-.error { color: #b00020; }
-.hits { font-size: .85em; border-collapse: collapse; }
-.hits td, .hits th { border-bottom: 1px solid var(--border-color-primary); padding: 4px 6px;
-  vertical-align: top; }
-.hits .passage { margin: 0; max-height: 12em; overflow: auto; }
-.status-box .ok { color: #1b7f3b; }
-"""
+CSS = (Path(__file__).with_name("style.css")).read_text(encoding="utf-8")  # the chat's stylesheet
