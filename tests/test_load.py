@@ -451,7 +451,8 @@ def test_scan_folder_hashes_files_and_explains_skips(tmp_path: Path, monkeypatch
         Skipped("image.png", "unsupported type .png"),
         Skipped("locked.md", "Permission denied"),
     ]
-    assert set(SUPPORTED_SUFFIXES) == {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf"}
+    assert set(SUPPORTED_SUFFIXES) == {".txt", ".md", ".markdown", ".rst", ".adoc", ".asciidoc", ".html", ".htm",
+                                       ".pdf", ".docx", ".pptx", ".ipynb", ".epub"}
 
 
 def test_scan_missing_folder(tmp_path: Path) -> None:

@@ -193,6 +193,8 @@ def test_target_path_stays_inside_the_documents_folder(tmp_path: Path):
 
 class _FakeReport:
     skipped = ()
+    added = ("My_notes.md",)
+    changed = unchanged = ()
 
     def summary(self) -> str:
         return "documents: 1 added"
@@ -238,6 +240,9 @@ class _FakeAssistant:
     def document_count(self) -> int:
         return 0
 
+    def document_statuses(self):
+        return []
+
     indexing = False
 
     def dense_status(self):
@@ -278,10 +283,24 @@ def handlers(tmp_path: Path):
     return _Handlers(_FakeAssistant(tmp_path))
 
 
-def test_respond_streams_then_renders_the_cited_answer_and_keeps_history_per_session(handlers):
-    from assistant.ui.app import ChatSession
+@pytest.fixture
+def chat(handlers, tmp_path: Path):
+    from assistant.conversations import ConversationStore
+    from assistant.ui.chat import ChatHandlers
 
-    mine, other = ChatSession(), ChatSession()
+    return ChatHandlers(handlers.a, ConversationStore(tmp_path / "chat.sqlite3"))
+
+
+def _session():
+    from assistant.conversations import new_browser_id, owner_key
+    from assistant.ui.chat import ChatSession
+
+    return ChatSession(owner=owner_key(new_browser_id()))
+
+
+def test_respond_streams_then_renders_the_cited_answer_and_keeps_history_per_session(chat):
+    handlers = chat
+    mine, other = _session(), _session()
     steps = list(handlers.respond("Who joined?", mine, 3, "extractive"))
     messages, mine, cleared, _ = steps[-1]
     assert cleared == ""
@@ -295,35 +314,60 @@ def test_respond_streams_then_renders_the_cited_answer_and_keeps_history_per_ses
     assert handlers.a.calls[-1][1][0].question == "Who joined?"  # the history went to the backend
     assert handlers.a.calls[-1][2:] == (3, "extractive")
     assert other.turns == [] and other.messages == []  # another browser's session is untouched
+    stored = handlers.store.turns(mine.owner, mine.cid)
+    assert [t.question for t in stored] == ["Who joined?", "And then?"]  # saved, for a reload
+    assert handlers.store.list(other.owner) == []
 
 
-def test_respond_shows_backend_errors_escaped_and_does_not_record_the_turn(handlers):
-    from assistant.ui.app import ChatSession
-
-    handlers.a.fail = True
-    *_, (messages, session, _, _) = handlers.respond("Q?", ChatSession(), 5, "llm")
+def test_respond_shows_backend_errors_escaped_and_does_not_record_the_turn(chat):
+    chat.a.fail = True
+    *_, (messages, session, _, _) = chat.respond("Q?", _session(), 5, "llm")
     assert messages[-1]["content"] == '<p class="error">⚠ endpoint unreachable: &lt;refused&gt;</p>'
-    assert session.turns == []
+    assert session.turns == [] and session.pending is None and chat.store.list(session.owner) == []
 
 
-def test_blank_question_does_nothing(handlers):
-    from assistant.ui.app import ChatSession
+def test_blank_question_does_nothing(chat):
+    (messages, session, _, _), = chat.respond("   ", _session(), 5, "extractive")
+    assert messages == [] and chat.a.calls == []
 
-    (messages, session, _, _), = handlers.respond("   ", ChatSession(), 5, "extractive")
-    assert messages == [] and handlers.a.calls == []
+
+def test_stop_keeps_the_partial_answer_marked_and_saves_nothing(chat):
+    session = _session()
+    steps = chat.respond("Who joined?", session, 3, "extractive")
+    next(steps)  # the empty streaming message
+    next(steps)  # "Jane Williams " ... streaming
+    messages, session = chat.stop(session)
+    assert "Stopped" in messages[-1]["content"] and session.pending is None
+    rest = list(steps)
+    assert "Stopped" in rest[-1][0][-1]["content"]
+    assert session.answers == [] and chat.store.list(session.owner) == []
+
+
+def test_regenerate_replaces_the_last_answer(chat):
+    session = _session()
+    list(chat.respond("Who joined?", session, 3, "extractive"))
+    *_, (messages, session, _, _) = chat.regenerate(session, 3, "extractive")
+    assert [a.question for a in session.answers] == ["Who joined?"] and len(messages) == 2
+    assert [t.question for t in chat.store.turns(session.owner, session.cid)] == ["Who joined?"]
+    assert [c[0] for c in chat.a.calls] == ["Who joined?", "Who joined?"]
 
 
 def test_add_files_saves_sanitised_names_and_reports_rejections(handlers, tmp_path: Path):
+    from assistant.ui.library import LibraryHandlers
+
+    handlers = LibraryHandlers(handlers.a)
     up = tmp_path / "uploads"
     up.mkdir()
     files = {"My notes.md": b"# Notes\n\nok\n", "big.txt": b"x" * 2048, "tool.exe": b"MZ"}
     for name, data in files.items():
         (up / name).write_bytes(data)
-    status, cleared, rows, _ = handlers.add_files([str(up / n) for n in files])
+    status, cleared, table, _ = handlers.add_files([str(up / n) for n in files], "", "All", "Name",
+                                                   progress=lambda *a, **k: None)
     assert handlers.a.saved == {"My_notes.md": b"# Notes\n\nok\n"}
-    assert "✓ Added My_notes.md. documents: 1 added" in status
-    assert "Rejected big.txt: the file is 0.0 MB; the limit is 0.001 MB" in status
-    assert "Rejected tool.exe: unsupported file type &#x27;.exe&#x27;" in status
+    assert "✓ Added My_notes.md: 0 passages indexed" in status
+    assert "⚠ Not added: big.txt: the file is 0.0 MB; the limit is 0.001 MB" in status
+    assert "⚠ Not added: tool.exe: unsupported file type &#x27;.exe&#x27;" in status
+    assert status.count("✓") == 1  # a refused file never gets a check mark
     assert cleared is None
 
 

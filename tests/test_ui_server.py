@@ -79,9 +79,13 @@ def _login(client: httpx.Client, user: str = USER, password: str = PASSWORD) -> 
 
 
 def _add_event(demo) -> int:
-    """The fn_index of the "Add to the index" event: the one that reads the upload box."""
+    """The fn_index of the "Add to the index" event: the one that reads the upload box (and the table's
+    filter, status and sort, which _ADD_VIEW gives)."""
     return next(i for i, fn in demo.fns.items()
-                if [getattr(b, "elem_id", None) for b in fn.inputs] == ["upload"])
+                if [getattr(b, "elem_id", None) for b in fn.inputs][:1] == ["upload"])
+
+
+_ADD_VIEW = ["", "All", "Name"]
 
 
 def _run_event(client: httpx.Client, fn_index: int, data: list) -> list:
@@ -133,7 +137,7 @@ def test_uploads_land_in_their_servers_folder_and_are_accepted_as_inputs_there(s
             path = Path(response.json()[0])
             assert path.parent.parent == server.temp_dir(demo) and path.read_bytes() == BAKERY
             assert client.get(f"/gradio_api/file={path}").content == BAKERY
-            status = _run_event(client, _add_event(demo), [[_file_data(str(path), "zephyr.txt")]])[0]
+            status = _run_event(client, _add_event(demo), [[_file_data(str(path), "zephyr.txt")], *_ADD_VIEW])[0]
             assert "Added zephyr.txt" in status, status
 
 
@@ -262,7 +266,7 @@ def test_with_the_login_cookie_the_app_works(guarded):
         assert _login(client).status_code == 200
         path = _upload(client, "zephyr.txt", BAKERY).json()[0]
         assert client.get(f"/gradio_api/file={path}").content == BAKERY
-        status = _run_event(client, _add_event(guarded), [[_file_data(path, "zephyr.txt")]])[0]
+        status = _run_event(client, _add_event(guarded), [[_file_data(path, "zephyr.txt")], *_ADD_VIEW])[0]
         assert "Added zephyr.txt" in status, status
         assert client.post("/gradio_api/cancel", json={"session_hash": "s1", "fn_index": 0,
                                                        "event_id": "e1"}).json() == {"success": True}

@@ -12,7 +12,7 @@ import os
 
 from ..errors import DocumentError
 from ..records import Document
-from .scan import SUPPORTED_SUFFIXES, Skipped, SourceFile, kind_of, looks_binary, scan_folder, scan_paths
+from .scan import BINARY_KINDS, SUPPORTED_SUFFIXES, Skipped, SourceFile, kind_of, looks_binary, scan_folder, scan_paths
 
 __all__ = ["SUPPORTED_SUFFIXES", "Skipped", "SourceFile", "kind_of", "load_bytes", "load_file", "scan_folder",
            "scan_paths"]
@@ -36,7 +36,7 @@ def load_bytes(rel: str, data: bytes) -> Document:
         raise DocumentError(rel, f"unsupported type {suffix}")
     if not data:
         raise DocumentError(rel, "empty file")
-    if kind != "pdf" and looks_binary(data):
+    if kind not in BINARY_KINDS and looks_binary(data):
         raise DocumentError(rel, "binary file")
     sha256 = hashlib.sha256(data).hexdigest()
     try:
@@ -48,6 +48,18 @@ def load_bytes(rel: str, data: bytes) -> Document:
             logging.getLogger("pypdf").setLevel(logging.ERROR)
 
             doc = load_pdf(rel, data, sha256)
+        elif kind in ("docx", "pptx"):
+            from .office import load_docx, load_pptx
+
+            doc = (load_docx if kind == "docx" else load_pptx)(rel, data, sha256)
+        elif kind == "epub":
+            from .epub import load_epub
+
+            doc = load_epub(rel, data, sha256)
+        elif kind == "ipynb":
+            from .notebook import load_ipynb
+
+            doc = load_ipynb(rel, data, sha256)
         elif kind == "html":
             from .html import load_html
 

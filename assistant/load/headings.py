@@ -202,3 +202,25 @@ def _title_like(s: str) -> bool:
     content = [w for w in words[1:] if any(c.isalpha() for c in w) and w.lower() not in _SMALL_WORDS]
     capitalised = sum(1 for w in content if any(c.isupper() for c in w))
     return len(words) <= 3 or capitalised * 2 >= len(content)
+
+
+_ADOC_HEADING = re.compile(r"(={1,6}|#{1,6})[ \t]+(\S.*?)(?:[ \t]+\1)?[ \t]*$")
+_ADOC_DELIMITER = re.compile(r"(-{4,}|\.{4,}|={4,}|\*{4,}|_{4,}|\+{4,}|/{4,}|`{3,})[ \t]*$")
+
+
+def asciidoc_sections(text: str) -> tuple[Section, ...]:
+    """AsciiDoc section titles: "= Title" (level 1) to "====== Level 6" at the start of a line, outside
+    delimited blocks (listings, literals, examples, comments...)."""
+    found: list[Section] = []
+    delimiter = ""
+    for start, line in _lines(text):
+        m = _ADOC_DELIMITER.match(line)
+        if m:
+            delimiter = "" if delimiter == m.group(1) else (delimiter or m.group(1))
+            continue
+        if delimiter:
+            continue
+        h = _ADOC_HEADING.match(line)
+        if h:
+            found.append(Section(start, len(h.group(1)), h.group(2).strip()))
+    return tuple(found)

@@ -11,10 +11,13 @@ from pathlib import Path
 
 from ..errors import DocumentError
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf")
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown", ".rst", ".adoc", ".asciidoc", ".html", ".htm",
+                                       ".pdf", ".docx", ".pptx", ".ipynb", ".epub")
 
-_KINDS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".rst": "rst",
-          ".html": "html", ".htm": "html", ".pdf": "pdf"}
+_KINDS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".adoc": "asciidoc",
+          ".asciidoc": "asciidoc", ".html": "html", ".htm": "html", ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx",
+          ".ipynb": "ipynb", ".epub": "epub"}
+BINARY_KINDS = frozenset(("pdf", "docx", "pptx", "epub"))  # containers, not text: never sniffed as binary
 _SNIFF = 8192  # how much of a text-type file is looked at to tell text from binary
 _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16/32 text is full of NULs and is not binary
 # Control bytes that text never holds (tab, line feed, form feed, carriage return and escape are text).
@@ -38,7 +41,8 @@ class Skipped:
 
 
 def kind_of(rel: str) -> str | None:
-    """The loader a file name calls for: "text", "markdown", "rst", "html", "pdf", or None if unsupported."""
+    """The loader a file name calls for ("text", "markdown", "rst", "asciidoc", "html", "pdf", "docx", "pptx",
+    "ipynb", "epub"), or None if unsupported."""
     name = rel.rsplit("/", 1)[-1].lower()
     if name.endswith(".rst.txt"):
         return "rst"  # Sphinx ships its sources as *.rst.txt
@@ -168,7 +172,7 @@ def _scan_file(path: str, rel: str, max_mb: float | None = None, known: Known | 
     size = 0
     with open(path, "rb") as f:
         head = f.read(_SNIFF)
-        if kind != "pdf" and looks_binary(head):
+        if kind not in BINARY_KINDS and looks_binary(head):
             return Skipped(rel, "binary file")
         while head:
             h.update(head)

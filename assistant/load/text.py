@@ -1,11 +1,12 @@
-"""Plain-text formats (.txt, .md, .markdown, .rst, .rst.txt): decode, keep the text exactly, find headings."""
+"""Plain-text formats (.txt, .md, .markdown, .rst, .rst.txt, .adoc, .asciidoc): decode, keep the text exactly,
+find headings."""
 
 from __future__ import annotations
 
 import codecs
 
 from ..records import Document, Section
-from .headings import markdown_sections, plain_sections, rst_sections
+from .headings import asciidoc_sections, markdown_sections, plain_sections, rst_sections
 
 _TITLE_MAX = 120
 _MESS_OK = 0.4  # charset_normalizer mess ratio under which a cp1252 reading is accepted
@@ -58,6 +59,8 @@ def load_text(rel: str, data: bytes, sha256: str, kind: str) -> Document:
         sections = markdown_sections(text)
     elif kind == "rst":
         sections = rst_sections(text)
+    elif kind == "asciidoc":
+        sections = asciidoc_sections(text)
     else:
         sections = plain_sections(text)
     return Document(path=rel, text=text, sha256=sha256, title=pick_title(text, sections, rel),
@@ -95,7 +98,8 @@ def clip(s: str, limit: int = _TITLE_MAX) -> str:
 def stem(rel: str) -> str:
     name = rel.rsplit("/", 1)[-1]
     lower = name.lower()
-    for suffix in (".rst.txt", ".markdown", ".html", ".htm", ".txt", ".md", ".rst", ".pdf"):
+    for suffix in (".rst.txt", ".markdown", ".asciidoc", ".html", ".htm", ".txt", ".md", ".rst", ".pdf", ".docx",
+                   ".pptx", ".ipynb", ".epub", ".adoc"):
         if lower.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,6 +191,7 @@ class ChatHandlers:
         if answer is None:
             yield show(render.render_error("The assistant returned no answer."))
             return
+        answer = replace(answer, question=question)  # what the user asked, as it is shown and saved
         try:
             if not session.cid:
                 session.cid = self.store.create(session.owner)
