@@ -64,7 +64,6 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
                 delete_conv = gr.Button("Delete", elem_id="delete-conv", size="sm", variant="stop", scale=1,
                                         min_width=70)
             with gr.Accordion("Settings", open=False, elem_id="settings"):
-                mode = gr.Radio(MODES, value="extractive", label="Answer mode", elem_id="mode", interactive=False)
                 k = gr.Slider(1, min(settings.max_k, max(MAX_K, settings.k)), value=settings.k, step=1,
                               label="Passages to retrieve (k)", elem_id="k")
                 llm_url = gr.Textbox(label="LLM endpoint (OpenAI-compatible)", elem_id="llm-url",
@@ -73,7 +72,6 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
                 llm_key = gr.Textbox(label="API key", type="password", elem_id="llm-key", max_length=500,
                                      placeholder="not set")
                 save_llm = gr.Button("Save LLM settings", size="sm", elem_id="save-llm")
-                llm_line = gr.HTML("LLM: checking…", elem_id="llm-status")
         gr.HTML('<div class="app-head"><h2>Document assistant</h2><p>Answers come only from your documents, '
                 'with numbered sources: click a marker like [1] to read the quoted sentence in its document.'
                 '</p></div>')
@@ -104,9 +102,12 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
                         comment = gr.Textbox(placeholder="What was wrong? (optional)", show_label=False,
                                              elem_id="comment", scale=5, max_length=1000)
                         send_comment = gr.Button("Send", size="sm", elem_id="send-comment", scale=1)
+                    mode = gr.Radio(MODES, value="extractive", label="Answer mode", elem_id="mode",
+                                    interactive=False)
                     example_set = gr.Dataset(components=["textbox"], samples=[[q] for q in examples],
                                              label="Examples (click to ask)", elem_id="examples",
                                              type="values")
+                    llm_line = gr.HTML("LLM: checking…", elem_id="llm-status")
                     index_line = gr.HTML(_line(h.index_status()), elem_id="index-status")
                     with gr.Accordion("Retrieved passages and scores (last answer)", open=False,
                                       elem_id="hits-acc"):
@@ -169,7 +170,7 @@ def build_ui(assistant: Assistant, examples: Sequence[str] = DEFAULT_EXAMPLES) -
         for event in (new.click, clear.click, chatbot.clear):
             event(chat.new_conversation, session, view_outputs, queue=False, **private)
         conv_list.input(chat.select, [conv_list, session], view_outputs, **private)
-        rename.click(chat.rename, [title_box, session], [conv_list, title_box], **private)
+        rename.click(chat.rename, [title_box, session], [conv_list, title_box, export], **private)
         delete_conv.click(chat.delete, session, view_outputs, **private)
         demo.load(chat.start, [browser_id, current, session], [browser_id, *view_outputs[:-1]], **private)
 

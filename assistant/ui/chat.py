@@ -109,7 +109,7 @@ class ChatHandlers:
     def rename(self, title: str, session: ChatSession) -> tuple[Any, ...]:
         if session.cid and (title or "").strip():
             self.store.rename(session.owner, session.cid, title)
-        return self._choices(session), ""
+        return self._choices(session), "", self._export(session)
 
     def delete(self, session: ChatSession) -> tuple[Any, ...]:
         if session.cid:

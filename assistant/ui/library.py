@@ -30,12 +30,14 @@ class LibraryHandlers:
     def __init__(self, assistant: Assistant) -> None:
         self.a = assistant
 
-    def view(self, query: str = "", status: str = "All", sort: str = "Name") -> tuple[str, Any]:
-        """The table (escaped HTML) and the document chooser."""
+    def view(self, query: str = "", status: str = "All", sort: str = "Name", selected: str | None = None
+             ) -> tuple[str, Any]:
+        """The table (escaped HTML) and the document chooser (keeping `selected` while it is there)."""
         docs = self.a.document_statuses()
         shown = [d for d in docs if _matches(d, query, status)]
         shown.sort(key=SORTS.get(sort, SORTS["Name"]))
-        return _table(shown, len(docs)), gr.update(choices=[d.path for d in docs], value=None)
+        paths = [d.path for d in docs]
+        return _table(shown, len(docs)), gr.update(choices=paths, value=selected if selected in paths else None)
 
     def add_files(self, paths: list[str] | None, query: str, status: str, sort: str,
                   progress: gr.Progress = gr.Progress()  # noqa: B008
@@ -97,7 +99,7 @@ class LibraryHandlers:
                     f"Removed {source} from the index; the file stays in the documents folder (excluded).")
         except AssistantError as e:
             line = ("error", str(e))
-        return (_status([line]), gr.update(visible=False), *self.view(query, status, sort))
+        return (_status([line]), gr.update(visible=False), *self.view(query, status, sort, source))
 
     def include(self, source: str | None, query: str, status: str, sort: str) -> tuple[Any, ...]:
         return self._run(source, self.a.include_document, "Included {} again", query, status, sort)
@@ -115,7 +117,7 @@ class LibraryHandlers:
                 ("error", next(f"{source}: {sk.reason}" for sk in report.skipped if sk.rel == source))
         except AssistantError as e:
             line = ("error", str(e))
-        return (_status([line]), *self.view(query, status, sort))
+        return (_status([line]), *self.view(query, status, sort, source))
 
 
 def _matches(d: DocumentStatus, query: str, status: str) -> bool:
