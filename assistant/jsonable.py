@@ -8,7 +8,8 @@ from .records import Answer, Citation, Hit
 
 # The contract of every start/end below, carried in the JSON itself so a client never has to guess.
 OFFSETS = ("start/end index the loaded text of the source: the file itself for text formats (.txt, .md, "
-           ".rst), the extracted text for HTML and PDF (Assistant.document_text(source) returns it)")
+           ".rst, .adoc), the extracted text for HTML, PDF, .docx, .pptx, .ipynb and .epub "
+           "(Assistant.document_text(source) returns it)")
 
 
 def hit_dict(h: Hit) -> dict[str, Any]:

@@ -437,9 +437,14 @@ def test_phone_opens_on_the_chat_and_shows_the_answer(browser, server: Server):
     try:
         page = w.page
         assert page.evaluate("window.scrollY") == 0  # not scrolled down to the question box
+        page.wait_for_function("() => !document.querySelector('#sidebar.open')")  # the list folds away
         answer = _ask(page, FAQ)
         _wait_in_viewport(page, "#chat .answer-text")
         assert answer.locator("a.cite").count() >= 1
+        on_top = page.evaluate("""() => {
+            const r = document.querySelector('#chat .answer-text').getBoundingClientRect();
+            const el = document.elementFromPoint(r.left + 10, r.top + 5); return !!el.closest('#chat .answer'); }""")
+        assert on_top  # seen, not covered by the conversation list
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390 + 1, width  # nothing wider than the phone: tables scroll inside their box
     finally:
@@ -615,6 +620,39 @@ def test_llm_mode_streams_flags_unsupported_sentences_and_escapes_model_output(b
             assert "no valid citation" in text
             page.wait_for_timeout(300)
             assert w.dialogs == [] and page.locator("img[src='x']").count() == 0
+        finally:
+            w.page.context.close()
+            demo.close()
+
+
+def test_llm_settings_in_the_page_never_show_the_key_back(browser, server: Server):
+    from assistant.app import Assistant
+    from assistant.ui.app import launch
+
+    from .openai_server import serve
+
+    with serve("Jane Williams joined TikTok from Amazon [1].", api_key="sk-secret-123") as llm:
+        demo = launch(Assistant(server.assistant.settings, server.assistant.retriever), host="127.0.0.1",
+                      port=_free_port(), block=False, quiet=True)
+        w = _open(browser, demo.local_url)
+        try:
+            page = w.page
+            page.locator("#llm-status").get_by_text("LLM: not configured").wait_for()
+            page.locator("#settings").get_by_text("Settings").first.click()
+            page.locator("#llm-url input, #llm-url textarea").first.fill(llm.base_url)
+            page.locator("#llm-model input, #llm-model textarea").first.fill("test-model")
+            page.locator("#llm-key input").fill("sk-secret-123")
+            page.locator("#save-llm").click()
+            status = page.locator("#llm-status").get_by_text("LLM: ok: test-model")
+            status.wait_for()
+            assert f"at {llm.base_url}" in page.locator("#llm-status").inner_text()  # no "127\\.0" escapes
+            assert page.locator("#llm-key input").input_value() == ""
+            assert "set (hidden)" in (page.locator("#llm-key input").get_attribute("placeholder") or "")
+            assert "sk-secret-123" not in page.content()
+            page.locator("#mode").get_by_text("LLM: writes an answer").click()
+            answer = _ask(page, "Who joined TikTok from Amazon?")
+            assert "llm answer" in answer.inner_text()
+            assert llm.chat_requests[-1].headers.get("Authorization") == "Bearer sk-secret-123"
         finally:
             w.page.context.close()
             demo.close()

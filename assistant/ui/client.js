@@ -86,8 +86,11 @@
       });
     },
   };
-  // On a wide screen the cursor waits in the question box; a phone keeps the top of the page in view.
-  if (window.innerWidth >= 900) {
+  // On a phone the conversation list starts folded away (it would cover the chat), and the top of the page
+  // stays in view; on a wide screen the cursor waits in the question box.
+  if (window.innerWidth < 900) {
+    whenPresent(() => document.querySelector("#sidebar.open .toggle-button"), (b) => b.click());
+  } else {
     whenPresent(() => document.querySelector("#question textarea"), (box) => box.focus({ preventScroll: true }));
   }
 }
