@@ -260,8 +260,8 @@ def test_uploads_are_indexed_and_reported(bakery: Assistant) -> None:
     up = bakery.add_documents([("notes.md", b"# Notes\n\nThe quokka lives near Perth.\n"),
                                ("tool.exe", b"MZ")])
     assert [s.name for s in up.saved] == ["notes.md"] and up.build is not None and up.build.added == ("notes.md",)
-    assert up.rejected == ("tool.exe: unsupported file type '.exe'; supported: .txt .md .markdown .rst .html "
-                           ".htm .pdf",)
+    assert up.rejected == ("tool.exe: unsupported file type '.exe'; supported: .txt .md .markdown .rst .adoc "
+                           ".asciidoc .html .htm .pdf .docx .pptx .ipynb .epub",)
     assert "notes.md" in {d.path for d in bakery.documents()}
 
 
@@ -324,11 +324,11 @@ def test_stale_generations_are_cleaned_on_open_and_on_build(tmp_path: Path) -> N
 def test_remove_document_removes_only_indexed_documents(bakery: Assistant) -> None:
     docs = bakery.settings.docs_dir
     (docs / ".secret").write_text("keep me", encoding="utf-8")
-    (docs / "notes.docx").write_bytes(b"PK keep me too")
-    for name in (".secret", "notes.docx", "../docs/.secret", "missing.txt"):
+    (docs / "notes.odt").write_bytes(b"PK keep me too")
+    for name in (".secret", "notes.odt", "../docs/.secret", "missing.txt"):
         with pytest.raises(DocumentError, match="not an indexed document"):
             bakery.remove_document(name)
-    assert (docs / ".secret").exists() and (docs / "notes.docx").exists()
+    assert (docs / ".secret").exists() and (docs / "notes.odt").exists()
     bakery.remove_document("bakery.txt")
     assert (docs / "bakery.txt").exists()  # excluded from the index, never deleted unasked
     assert "bakery.txt" not in {d.path for d in bakery.documents()}
@@ -375,7 +375,7 @@ def test_a_missing_folder_is_reported_before_the_model_loads(tmp_path: Path, cap
 
 def test_an_empty_folder_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str], loads) -> None:
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "readme.docx").write_bytes(b"PK")
+    (tmp_path / "empty" / "readme.odt").write_bytes(b"PK")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -383,7 +383,7 @@ def test_an_empty_folder_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureF
                  "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert "no documents to index (supported: .txt .md" in err and "add files to the folder or pass --docs" in err
-    assert "readme.docx (unsupported type .docx)" in err
+    assert "readme.odt (unsupported type .odt)" in err
     assert loads == []
 
 

@@ -41,7 +41,8 @@ def load_pdf(rel: str, data: bytes, sha256: str) -> Document:
         pos += len(t) + len(PAGE_SEPARATOR)
     text = PAGE_SEPARATOR.join(texts)
     if not text.strip():
-        reason = f"unreadable PDF ({failure})" if failure else "no extractable text (scanned PDF?)"
+        reason = (f"unreadable PDF ({failure})" if failure
+                  else "no text layer (a scanned PDF?): nothing to index without OCR")
         raise DocumentError(rel, reason)
     sections = _outline(reader, texts, starts)
     title = clip(_metadata_title(reader)) or pick_title(text, sections, rel)
