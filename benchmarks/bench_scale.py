@@ -41,6 +41,10 @@ Each size runs in its own process (`--one SIZE`), so memory numbers do not carry
   /proc/self/io: what reached the page cache for storage, the "MB" of the table; wchar, bytes passed to
   write(2), is in the JSON) and growth of the index folder.
 
+* side by side, at the end: every size's index open in one process and the same 100 queries run on each
+  in turn, so that a shared machine's load falls on all sizes alike; the ratio of the p50s is the scaling
+  number (the per-size p50s above come from runs minutes apart).
+
 The parent prints a Markdown table at the end (and writes --json). A size that fails gets its error in its
 row and the next size runs. Wall-clock on a shared 2-core machine: compare sizes, not machines.
 """
@@ -564,6 +568,36 @@ def open_once(index: Path, docs: Path, nq: int) -> dict:
     return out
 
 
+def latency_side_by_side(work: Path, sizes: list[int], nq: int) -> dict:
+    """Every size's index open in this one process, the same queries run on each in turn (query i on the
+    smallest, then on the next, ..., the starting size rotating), so that the load of a shared machine falls
+    on all sizes alike: the ratio of their p50s is the number to read, not the p50s of separate runs."""
+    from assistant.retrieve.retriever import Retriever
+
+    emb = fake_embedder()
+    rets = [Retriever.open(settings_for(work / f"size-{n}" / "docs", work / f"size-{n}" / "index"), embedder=emb)
+            for n in sizes]
+    qs = questions(nq)
+    for r in rets:
+        for q in qs[:10]:
+            r.search(q, 5)
+    ms: list[list[float]] = [[] for _ in sizes]
+    for i, q in enumerate(qs):
+        for j in range(len(sizes)):
+            at = (i + j) % len(sizes)
+            t = time.perf_counter()
+            rets[at].search(q, 5)
+            ms[at].append((time.perf_counter() - t) * 1000)
+    out = {str(n): {"p50_ms": pct(m, 50), "p95_ms": pct(m, 95)} for n, m in zip(sizes, ms, strict=True)}
+    base = out[str(sizes[0])]["p50_ms"]
+    for n in sizes:
+        out[str(n)]["p50_ratio"] = out[str(n)]["p50_ms"] / base
+    print("side by side, " + f"{len(qs)} queries on each: "
+          + "; ".join(f"{n:,}: p50 {v['p50_ms']:.1f} ms ({v['p50_ratio']:.2f}x), p95 {v['p95_ms']:.1f} ms"
+                      for n in sizes for v in [out[str(n)]]), flush=True)
+    return out
+
+
 # --- the table -----------------------------------------------------------------------------------------
 
 
@@ -642,6 +676,7 @@ def main() -> int:
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--calibrate", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--open", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--side-by-side", help=argparse.SUPPRESS)
     ap.add_argument("--docs", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -649,10 +684,12 @@ def main() -> int:
     global VECTORS
     VECTORS = args.vectors
 
-    if args.open or args.calibrate or args.one:  # a child: its result goes to --result
+    if args.open or args.calibrate or args.one or args.side_by_side:  # a child: its result goes to --result
         res: dict = {"size": args.one} if args.one else {}
         try:
-            if args.open:
+            if args.side_by_side:
+                res = latency_side_by_side(work, [int(x) for x in args.side_by_side.split(",")], args.queries)
+            elif args.open:
                 res = open_once(args.open, args.docs, args.queries)
             elif args.calibrate:
                 res = calibrate(work, source_files())
@@ -692,16 +729,28 @@ def main() -> int:
         row.setdefault("size", n)
         row["wall_seconds"] = time.perf_counter() - t
         rows.append(row)
-        if not args.keep:
+    built = [r["size"] for r in rows if "chunks" in r and "open_error" not in r]
+    side: dict = {}
+    if len(built) > 1:
+        print(f"\n== search latency side by side ({', '.join(f'{n:,}' for n in built)})", flush=True)
+        side = run_child(["--side-by-side", ",".join(map(str, built)), "--work", str(work),
+                          "--queries", str(args.queries)], work / "result-side-by-side.json")
+    if not args.keep:
+        for n in sizes:
             shutil.rmtree(work / f"size-{n}", ignore_errors=True)
 
     print()
     print(table(rows))
     print()
     print(details(rows, calibration))
+    if side and "error" not in side:
+        print("\nSearch latency side by side (one process, queries alternating between sizes):")
+        print("| size | p50 ms | p95 ms | p50 / smallest |\n|---:|---:|---:|---:|")
+        for n, v in side.items():
+            print(f"| {int(n):,} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} | {v['p50_ratio']:.2f}x |")
     if args.json:
         args.json.write_text(json.dumps({"calibration": {k: v for k, v in calibration.items() if k != "per_file"},
-                                         "sizes": rows}, indent=1))
+                                         "sizes": rows, "side_by_side": side}, indent=1))
         print(f"\nwrote {args.json}")
     return 0 if all("error" not in r and "open_error" not in r for r in rows) else 1
 
