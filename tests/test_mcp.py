@@ -93,7 +93,8 @@ def mcp_http(tmp_path: Path) -> Iterator[str]:
 
 
 async def _over_http(url: str, token: str) -> Any:
-    async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
+    # A long read timeout: a server just started may still be loading the model (httpx2's default is 5 s).
+    async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http,
                 Client(streamable_http_client(url, http_client=http)) as client):
         return await client.call_tool("ask", {"question": QUESTION})
 
@@ -114,3 +115,34 @@ def test_without_the_sdk_the_command_says_how_to_install_it(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.strip() == (
         "error: the MCP server needs the mcp package: pip install 'assistant[mcp]'"), out.stderr
+
+
+@pytest.mark.slow
+def test_the_mcp_http_command_serves_until_stopped(articles_assistant, tmp_path: Path) -> None:
+    """`assistant mcp --http` as a user starts it: a token from the environment, never printed."""
+    import os
+    import signal
+
+    s = articles_assistant.settings
+    port = free_port()
+    env = {**os.environ, "ASSISTANT_API_TOKEN": TOKEN, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out_file, err_file = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out_file.open("w") as out, err_file.open("w") as err:  # files: a full pipe would stall the server
+        proc = subprocess.Popen([sys.executable, "-m", "assistant", "mcp", "--http", "--port", str(port), "--docs",
+                                 str(s.docs_dir), "--index-dir", str(s.index_dir)], env=env, stdout=out, stderr=err)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx2.post(url, json={}).status_code == 401:
+                    break
+            except httpx2.TransportError:
+                time.sleep(0.2)
+        result = _run(_over_http(url, TOKEN))
+        assert not result.is_error and "Alex Turner" in result.structured_content["answer"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    printed = out_file.read_text() + err_file.read_text()
+    assert f"MCP server on {url} (login required)" in printed and TOKEN not in printed
