@@ -13,7 +13,6 @@ from ..errors import (
     IndexLockedError,
     IndexNotFoundError,
     InputError,
-    ModelNotFoundError,
 )
 
 RETRY_AFTER_S = 2  # what a 503 tells a client to wait while the model loads
@@ -54,7 +53,7 @@ def from_library(e: AssistantError) -> ApiError:
         return ApiError(400, "invalid_input", str(e))
     if isinstance(e, DocumentError):
         return ApiError(404, "unknown_source", str(e))
-    if isinstance(e, IndexLockedError | IndexNotFoundError | ModelNotFoundError):
+    if isinstance(e, IndexLockedError | IndexNotFoundError):  # another process is (re)building the index
         return ApiError(503, "loading", str(e), {"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(e, EndpointError):
         return ApiError(502, "llm_failed", str(e))

@@ -110,7 +110,7 @@ def conversation(messages: Sequence[schemas.ChatMessage], max_turns: int) -> tup
             turns.append(Turn(pending, strip_suffix(_text(m, i))))
             pending = None
     assert pending is not None
-    return pending, turns[-max_turns:] if max_turns else []
+    return pending, turns[-max_turns:]
 
 
 def reply_suffix(answer: Answer) -> str:

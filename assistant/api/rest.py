@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from ..jsonable import OFFSETS, answer_dict, search_dict
 from ..records import Turn
 from . import schemas
-from .errors import ApiError, loading
+from .errors import RETRY_AFTER_S, ApiError, loading
 
 if TYPE_CHECKING:
     from ..app import Assistant
@@ -101,6 +101,6 @@ def router(a: Assistant) -> APIRouter:
                 "model": m.model, "backend": m.backend or "torch", "segments": len(m.segments),
                 "dense_index": live.dense_index}
         return JSONResponse(body, status_code=503 if busy else 200,
-                            headers={"Retry-After": "2"} if busy else None)
+                            headers={"Retry-After": str(RETRY_AFTER_S)} if busy else None)
 
     return r
