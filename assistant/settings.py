@@ -50,6 +50,8 @@ class Settings:
     port: int = _f(7860, "Port of the web chat.")
     auth_user: str = _f("", "Username for the web chat (empty: no login).")
     auth_password: str = _f("", "Password for the web chat.")
+    api_token: str = _f("", "Bearer token the HTTP APIs (REST, OpenAI-compatible, MCP over HTTP) accept "
+                            "besides the chat's login (empty: none).")
     max_upload_mb: float = _f(20.0, "Largest document the web chat accepts.")
     max_file_mb: float = _f(50.0, "Largest file indexed from the documents folder; bigger ones are skipped "
                                   "with a reason naming the file and this limit.")
