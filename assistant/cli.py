@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 7860)")
 
+    p = sub.add_parser("mcp", help="serve the documents to MCP hosts: over stdio, or streamable HTTP with --http")
+    _common(p)
+    p.add_argument("--http", action="store_true", help="streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    p.add_argument("--host", help="address to bind with --http (default 127.0.0.1)")
+    p.add_argument("--port", dest="mcp_port", type=int, default=MCP_PORT,
+                   help=f"port with --http (default {MCP_PORT})")
+
     try:
         from .evaluate.cli import add_parser as add_eval
     except ImportError:  # pragma: no cover - the evaluate package is part of the distribution
@@ -77,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_eval(sub)
     return parser
 
+
+MCP_PORT = 8765
 
 _KEYS = ("docs_dir", "index_dir", "model", "backend", "chunk_tokens", "chunk_overlap", "k", "mode", "host", "port",
          "retrieval", "verbose")
@@ -274,22 +283,53 @@ def _serve(args: argparse.Namespace, s: Settings) -> int:
     a = _open(s, serving=True)
     docs = a.document_count()
     print(f"index ready: {docs} documents ({time.perf_counter() - t:.1f} s)", file=sys.stderr)
-    import threading
-
-    def warm_up() -> None:  # the model loads while the server starts; the first question waits for it
-        try:
-            a.warm_up()
-        except AssistantError as e:
-            print(f"error: {e}", file=sys.stderr)
-
-    threading.Thread(target=warm_up, name="load-model", daemon=True).start()
+    _warm_up(a)
     from .ui.app import serve
 
     serve(a, host=s.host, port=s.port)
     return 0
 
 
-COMMANDS = {"index": _index, "search": _search, "ask": _ask, "chat": _chat, "serve": _serve}
+def _warm_up(a: Any) -> None:
+    """Load the model in a thread while the server starts; the first question waits for it (the HTTP APIs
+    answer 503 meanwhile)."""
+    import threading
+
+    def warm_up() -> None:
+        try:
+            a.warm_up()
+        except AssistantError as e:
+            print(f"error: {e}", file=sys.stderr)
+
+    threading.Thread(target=warm_up, name="load-model", daemon=True).start()
+
+
+def _mcp(args: argparse.Namespace, s: Settings) -> int:
+    from .api import mcp  # a one-line error with the install hint when the mcp package is missing
+
+    if not args.http:
+        with mcp.stdout_to_stderr():  # stdout is the protocol
+            a = _open(s, serving=True)
+        _warm_up(a)
+        mcp.run_stdio(a)
+        return 0
+    from .api.auth import Credentials
+    from .errors import ConfigError
+    from .ui.ports import check_port_free
+
+    if bool(s.auth_user) != bool(s.auth_password):
+        raise ConfigError("auth_user and auth_password: set both to require a login, or neither")
+    check_port_free(s.host, args.mcp_port)
+    a = _open(s, serving=True)
+    _warm_up(a)
+    credentials = Credentials.of(s.auth_user, s.auth_password, s.api_token)
+    print(f"MCP server on http://{s.host}:{args.mcp_port}{mcp.HTTP_PATH}"
+          + (" (login required)" if credentials.required else ""), file=sys.stderr, flush=True)
+    mcp.http_server(a, s.host, args.mcp_port, credentials).run()
+    return 0
+
+
+COMMANDS = {"index": _index, "search": _search, "ask": _ask, "chat": _chat, "serve": _serve, "mcp": _mcp}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

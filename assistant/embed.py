@@ -169,6 +169,11 @@ class LazyEmbedder:
     def loaded(self) -> bool:
         return self._real is not None
 
+    @property
+    def loading(self) -> bool:
+        """True while a thread is loading the model (e.g. a server's warm-up): callers would wait for it."""
+        return self._real is None and self._lock.locked()
+
     def prepare(self, texts: Sequence[str]) -> None:
         """Texts to calibrate an int8 export on, should one have to be made (the first ones given win)."""
         if not self._calibration and self.backend == "openvino-int8":

@@ -52,6 +52,8 @@ class Settings:
     auth_password: str = _f("", "Password for the web chat.")
     chat_db: str = _f("", "SQLite file of the web chat's saved conversations and feedback (empty: chat.sqlite3 "
                           "in the index folder).")
+    api_token: str = _f("", "Bearer token the HTTP APIs (REST, OpenAI-compatible, MCP over HTTP) accept "
+                            "besides the chat's login (empty: none).")
     max_upload_mb: float = _f(20.0, "Largest document the web chat accepts.")
     max_file_mb: float = _f(50.0, "Largest file indexed from the documents folder; bigger ones are skipped "
                                   "with a reason naming the file and this limit.")
@@ -60,7 +62,7 @@ class Settings:
     embed_cache_mb: float = _f(2048.0, "Disk bound of the embedding cache (vectors by text, beside the index).")
     ann_threshold: int = _f(100_000, "A segment with this many vectors or more is searched by an approximate "
                             "(IVF-SQ8) index; below it, search is exact. 0: always exact.")
-    ann_nprobe: int = _f(0, "IVF lists an approximate search probes; 0: a quarter of them, at least 128 "
+    ann_nprobe: int = _f(0, "IVF lists an approximate search probes; 0: an eighth of them, at least 256 "
                          "(recall@10 about 0.98 against exact search, benchmarks/bench_ann.py).")
     max_question_chars: int = _f(4000, "Longest question (or search query) accepted, in characters.")
     max_history_turns: int = _f(20, "Most earlier turns a conversation may send with a question.")

@@ -20,9 +20,12 @@ reaches it. A size's documents folder holds hard links into the pool.
 
 Each size runs in its own process (`--one SIZE`), so memory numbers do not carry over:
 
-* build: `build_index` from nothing with `HashEmbedder(dimension=384)` (MiniLM's size) and
+* vectors: a deterministic fake embedder (384-d, MiniLM's size) so encoding is left out; by default real
+  MiniLM vectors of these corpora drawn by a hash of each text, plus noise (fake_embedder: why not
+  HashEmbedder's bag-of-words vectors, still there as --vectors hash).
+* build: `build_index` from nothing with the fake embedder and
   progressive_min_chunks=10**9 (everything is embedded inside the build). The texts the build gave the
-  embedder are recorded; afterwards a fresh HashEmbedder embeds the same texts in the same slices in the
+  embedder are recorded; afterwards a fresh fake embedder embeds the same texts in the same slices in the
   same process, and that time is subtracted from the build's: "build s beyond encoding". The time spent
   inside the embedder during the build is reported beside it as a check.
 * disk: du (allocated blocks) of the index folder without the embedding cache (embeddings.sqlite*),
@@ -37,6 +40,10 @@ Each size runs in its own process (`--one SIZE`), so memory numbers do not carry
   folder scan); wall time, bytes written by the process (write_bytes of
   /proc/self/io: what reached the page cache for storage, the "MB" of the table; wchar, bytes passed to
   write(2), is in the JSON) and growth of the index folder.
+
+* side by side, at the end: every size's index open in one process and the same 100 queries run on each
+  in turn, so that a shared machine's load falls on all sizes alike; the ratio of the p50s is the scaling
+  number (the per-size p50s above come from runs minutes apart).
 
 The parent prints a Markdown table at the end (and writes --json). A size that fails gets its error in its
 row and the next size runs. Wall-clock on a shared 2-core machine: compare sizes, not machines.
@@ -265,19 +272,84 @@ def settings_for(docs: Path, index: Path):  # noqa: ANN201
     return Settings.load(env={}, docs_dir=docs, index_dir=index, backend="torch", progressive_min_chunks=10**9)
 
 
-def recording_embedder():  # noqa: ANN201
-    """A HashEmbedder that keeps what it was asked to embed and the seconds it took."""
+ANN_CACHE = Path("/tmp/bench_ann")  # bench_ann.py's real MiniLM vectors of these corpora, and of the questions
+VECTORS = "pooled"  # --vectors: "pooled" (real MiniLM geometry, below) or "hash" (HashEmbedder's own)
+
+
+def pooled_vectors():  # noqa: ANN201
+    """bench_ann.py's cache: 116k real MiniLM vectors of Python/PostgreSQL docs chunks, and the evaluation
+    questions' vectors by question text."""
+    import numpy as np
+
+    vec, qz = ANN_CACHE / "vectors.npy", ANN_CACHE / "queries.npz"
+    if not vec.is_file() or not qz.is_file():
+        raise SystemExit(f"error: {vec} or {qz} missing: run `benchmarks/bench_ann.py --encode-only` once "
+                         "(about 15 minutes), or pass --vectors hash")
+    qs: list[str] = []
+    for name in ("questions.jsonl", "pydocs_questions.jsonl", "pgdocs_questions.jsonl"):  # bench_ann's order
+        qs += [json.loads(line)["question"] for line in (ROOT / "eval" / name).read_text().splitlines()
+               if line.strip()]
+    q = np.load(qz)["q"]
+    return np.load(vec, mmap_mode="r"), dict(zip(qs, q, strict=True))
+
+
+def fake_embedder():  # noqa: ANN201
+    """The deterministic stand-in for the model (encoding left out of every number).
+
+    "hash": HashEmbedder, bag-of-words vectors from word hashes. Their geometry is not a model's: the common
+    words dominate every vector, so IVF lists came out very unbalanced at 1M chunks (the largest 9.7x the
+    mean) and a query probes mostly the largest lists; dense timings then describe that distribution.
+    "pooled" (default): each text gets a real MiniLM vector of these same corpora (bench_ann.py's cache,
+    116k of them), chosen by a hash of the text, plus gaussian noise (sigma 0.02 per dimension, seeded by
+    the text, cosine ~0.93 to the source: bench_ann's noise replicas), so vectors have a real model's
+    clusters and every text its own vector; the questions get their real MiniLM vectors. Rankings are then
+    not semantic (a text's vector is not its meaning), which a latency and memory benchmark does not need."""
+    import numpy as np
+
     from assistant.embed import HashEmbedder
 
-    class Recording(HashEmbedder):
+    if VECTORS == "hash":
+        return HashEmbedder(dimension=DIMENSION)
+    pool, questions = pooled_vectors()
+
+    class Pooled(HashEmbedder):
         def __init__(self) -> None:
             super().__init__(dimension=DIMENSION)
+            self.model_id = f"pooled-minilm-{DIMENSION}"
+
+        def embed(self, texts, *, batch_size: int = 64, progress: bool = False):  # noqa: ANN001, ANN202
+            self.calls += 1
+            self.embedded += len(texts)
+            out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+            for i, t in enumerate(texts):
+                q = questions.get(t)
+                if q is not None:
+                    out[i] = q
+                    continue
+                h = int.from_bytes(hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                                   "little")
+                v = pool[h % len(pool)] + np.random.default_rng(h).standard_normal(DIMENSION, np.float32) * 0.02
+                out[i] = v / np.linalg.norm(v)
+            return out
+
+    return Pooled()
+
+
+def recording_embedder():  # noqa: ANN201
+    """The fake embedder, keeping what it was asked to embed and the seconds it took."""
+    inner = fake_embedder()
+
+    class Recording:
+        def __init__(self) -> None:
             self.batches: list[list[str]] = []
             self.seconds = 0.0
 
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(inner, name)
+
         def embed(self, texts, *, batch_size: int = 64, progress: bool = False):  # noqa: ANN001, ANN202
             t = time.perf_counter()
-            out = super().embed(texts, batch_size=batch_size, progress=progress)
+            out = inner.embed(texts, batch_size=batch_size, progress=progress)
             self.seconds += time.perf_counter() - t
             self.batches.append(list(texts))
             return out
@@ -292,7 +364,7 @@ def run_child(args: list[str], result: Path, tail_lines: int = 20) -> dict:
     """Run this script with `args` (output shown as it comes); its result file, or the error."""
     result.unlink(missing_ok=True)
     tail: deque[str] = deque(maxlen=tail_lines)
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--result", str(result)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--vectors", VECTORS, "--result", str(result)]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT) as p:
         assert p.stdout is not None
         for line in p.stdout:
@@ -347,7 +419,6 @@ def _digest(files: list[str]) -> str:
 
 def one_size(work: Path, size: int, calibration: dict, files: list[str], opens: int, nq: int, out: dict) -> dict:
     """Fills `out` as it goes, so a failure late in the run keeps what was measured before it."""
-    from assistant.embed import HashEmbedder
     from assistant.index import build_index
 
     per_file = calibration["per_file"]
@@ -370,7 +441,7 @@ def one_size(work: Path, size: int, calibration: dict, files: list[str], opens: 
                build_timings=report.timings, encode_seconds_in_build=emb.seconds, build_peak_rss_mb=peak_mb())
     print(f"build: {report.summary()}", flush=True)
     batches, emb = emb.batches, None
-    bare = HashEmbedder(dimension=DIMENSION)
+    bare = fake_embedder()
     t = time.perf_counter()
     for part in batches:
         bare.embed(part, batch_size=64)
@@ -378,7 +449,7 @@ def one_size(work: Path, size: int, calibration: dict, files: list[str], opens: 
     out["encoded_texts"] = sum(map(len, batches))
     del batches
     out["build_beyond_encoding"] = out["build_seconds"] - out["encode_seconds"]
-    print(f"build {out['build_seconds']:.1f} s - bare HashEmbedder on the same {out['encoded_texts']:,} texts "
+    print(f"build {out['build_seconds']:.1f} s - bare fake embedder on the same {out['encoded_texts']:,} texts "
           f"{out['encode_seconds']:.1f} s = {out['build_beyond_encoding']:.1f} s beyond encoding "
           f"(in-build embedder time {out['encode_seconds_in_build']:.1f} s)", flush=True)
     out["disk_bytes"] = du(index, cache=False)
@@ -412,7 +483,6 @@ def one_size(work: Path, size: int, calibration: dict, files: list[str], opens: 
 
 def one_file_updates(s, plan: list[tuple[int, str]], docs: Path, index: Path,  # noqa: ANN001
                      per_file: dict[str, int], ups: dict) -> None:
-    from assistant.embed import HashEmbedder
     from assistant.index import build_index
 
     last = max(r for r, _ in plan)
@@ -424,7 +494,7 @@ def one_file_updates(s, plan: list[tuple[int, str]], docs: Path, index: Path,  #
     hits = [m.start() for m in re.finditer(re.escape(f"{word}."), text)]
     at = hits[len(hits) // 2] + len(word) + 1 if hits else len(text) // 2
     changed = f"{text[:at]} This sentence was inserted by bench_scale to change the file.{text[at:]}"
-    emb = HashEmbedder(dimension=DIMENSION)
+    emb = fake_embedder()
     print(f"one file: {target.relative_to(docs)} (copy of {rel}, about {chunks} chunks)", flush=True)
 
     def step(name: str, act, paths: list[str] | None = None) -> dict:  # noqa: ANN001
@@ -465,11 +535,10 @@ def open_once(index: Path, docs: Path, nq: int) -> dict:
     import faiss  # library load is not the index's cost
     import numpy  # noqa: F401
 
-    from assistant.embed import HashEmbedder
     from assistant.retrieve.retriever import Retriever
 
     s = settings_for(docs, index)
-    emb = HashEmbedder(dimension=DIMENSION)
+    emb = fake_embedder()
     out = {"rss_before_mb": rss_mb(), "omp_threads": faiss.omp_get_max_threads()}
     t = time.perf_counter()
     r = Retriever.open(s, embedder=emb)
@@ -496,6 +565,36 @@ def open_once(index: Path, docs: Path, nq: int) -> dict:
               f"RSS {out['rss_after_queries_mb']:.0f} MB; stage p50 "
               + (", ".join(f"{k} {v:.1f}" for k, v in out["stage_p50_ms"].items()) or "—")
               + f"; faiss OpenMP threads {out['omp_threads']}", flush=True)
+    return out
+
+
+def latency_side_by_side(work: Path, sizes: list[int], nq: int) -> dict:
+    """Every size's index open in this one process, the same queries run on each in turn (query i on the
+    smallest, then on the next, ..., the starting size rotating), so that the load of a shared machine falls
+    on all sizes alike: the ratio of their p50s is the number to read, not the p50s of separate runs."""
+    from assistant.retrieve.retriever import Retriever
+
+    emb = fake_embedder()
+    rets = [Retriever.open(settings_for(work / f"size-{n}" / "docs", work / f"size-{n}" / "index"), embedder=emb)
+            for n in sizes]
+    qs = questions(nq)
+    for r in rets:
+        for q in qs[:10]:
+            r.search(q, 5)
+    ms: list[list[float]] = [[] for _ in sizes]
+    for i, q in enumerate(qs):
+        for j in range(len(sizes)):
+            at = (i + j) % len(sizes)
+            t = time.perf_counter()
+            rets[at].search(q, 5)
+            ms[at].append((time.perf_counter() - t) * 1000)
+    out = {str(n): {"p50_ms": pct(m, 50), "p95_ms": pct(m, 95)} for n, m in zip(sizes, ms, strict=True)}
+    base = out[str(sizes[0])]["p50_ms"]
+    for n in sizes:
+        out[str(n)]["p50_ratio"] = out[str(n)]["p50_ms"] / base
+    print("side by side, " + f"{len(qs)} queries on each: "
+          + "; ".join(f"{n:,}: p50 {v['p50_ms']:.1f} ms ({v['p50_ratio']:.2f}x), p95 {v['p95_ms']:.1f} ms"
+                      for n in sizes for v in [out[str(n)]]), flush=True)
     return out
 
 
@@ -537,7 +636,7 @@ def details(rows: list[dict], calibration: dict) -> str:
            f"({calibration['distinct_per_replica']:,} distinct texts); the next replica adds "
            f"{calibration['next_replica_chunks']:,} chunks with {calibration['next_replica_new_texts']:,} "
            f"distinct texts not seen in the first (about {calibration['shared_with_previous']:,} repeat one).",
-           "build s beyond encoding = build_index seconds - seconds of a fresh HashEmbedder(384) embedding the "
+           "build s beyond encoding = build_index seconds - seconds of a fresh fake embedder embedding the "
            "very texts (and slices) the build embedded, in the same process afterwards.",
            "disk MB: du of the index folder without the embedding cache. add/change/remove: wall seconds of "
            "the incremental build_index / MB written (write_bytes of /proc/self/io).", ""]
@@ -572,18 +671,25 @@ def main() -> int:
     ap.add_argument("--opens", type=int, default=3, help="fresh processes that open each index")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--keep", action="store_true", help="keep each size's documents and index")
+    ap.add_argument("--vectors", choices=("pooled", "hash"), default="pooled",
+                    help="the fake embedder's vectors (see fake_embedder)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--calibrate", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--open", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--side-by-side", help=argparse.SUPPRESS)
     ap.add_argument("--docs", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = args.work.resolve()
+    global VECTORS
+    VECTORS = args.vectors
 
-    if args.open or args.calibrate or args.one:  # a child: its result goes to --result
+    if args.open or args.calibrate or args.one or args.side_by_side:  # a child: its result goes to --result
         res: dict = {"size": args.one} if args.one else {}
         try:
-            if args.open:
+            if args.side_by_side:
+                res = latency_side_by_side(work, [int(x) for x in args.side_by_side.split(",")], args.queries)
+            elif args.open:
                 res = open_once(args.open, args.docs, args.queries)
             elif args.calibrate:
                 res = calibrate(work, source_files())
@@ -623,16 +729,28 @@ def main() -> int:
         row.setdefault("size", n)
         row["wall_seconds"] = time.perf_counter() - t
         rows.append(row)
-        if not args.keep:
+    built = [r["size"] for r in rows if "chunks" in r and "open_error" not in r]
+    side: dict = {}
+    if len(built) > 1:
+        print(f"\n== search latency side by side ({', '.join(f'{n:,}' for n in built)})", flush=True)
+        side = run_child(["--side-by-side", ",".join(map(str, built)), "--work", str(work),
+                          "--queries", str(args.queries)], work / "result-side-by-side.json")
+    if not args.keep:
+        for n in sizes:
             shutil.rmtree(work / f"size-{n}", ignore_errors=True)
 
     print()
     print(table(rows))
     print()
     print(details(rows, calibration))
+    if side and "error" not in side:
+        print("\nSearch latency side by side (one process, queries alternating between sizes):")
+        print("| size | p50 ms | p95 ms | p50 / smallest |\n|---:|---:|---:|---:|")
+        for n, v in side.items():
+            print(f"| {int(n):,} | {v['p50_ms']:.1f} | {v['p95_ms']:.1f} | {v['p50_ratio']:.2f}x |")
     if args.json:
         args.json.write_text(json.dumps({"calibration": {k: v for k, v in calibration.items() if k != "per_file"},
-                                         "sizes": rows}, indent=1))
+                                         "sizes": rows, "side_by_side": side}, indent=1))
         print(f"\nwrote {args.json}")
     return 0 if all("error" not in r and "open_error" not in r for r in rows) else 1
 

@@ -269,6 +269,6 @@ def _failures(q: Question, g: m.Gold, scores: dict[str, float | None], ans: Answ
 
 
 def _settings_dict(s: Settings) -> dict[str, Any]:
-    secret = {"llm_api_key", "auth_password"}
+    secret = {"llm_api_key", "auth_password", "api_token"}
     return {f.name: ("***" if f.name in secret and getattr(s, f.name) else
                      str(v) if isinstance(v := getattr(s, f.name), Path) else v) for f in fields(s)}

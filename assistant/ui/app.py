@@ -238,9 +238,12 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
     except BaseException:
         guard.close()
         raise
-    _add_health_route(demo, assistant)
+    from ..api.app import add_api_routes
+
+    add_api_routes(demo, assistant, guard)  # REST, OpenAI-compatible chat, /docs and /healthz (assistant/api/)
     if not quiet:
         print(f"Web chat running on {demo.local_url}" + (" (login required)" if guard.auth else ""), flush=True)
+        print(f"HTTP API: {demo.local_url}docs", flush=True)
     if block:
         try:
             with sigterm_exits():
@@ -248,23 +251,6 @@ def launch(assistant: Assistant, host: str | None = None, port: int | None = Non
         finally:
             demo.close()
     return demo
-
-
-def _add_health_route(demo: gr.Blocks, assistant: Assistant) -> None:
-    """GET /healthz: the live index (generation, documents, chunks, dense vectors) and the model, as JSON;
-    behind the login like everything else when one is set."""
-    from fastapi.responses import JSONResponse
-
-    def healthz() -> JSONResponse:
-        r = assistant.retriever
-        m = r.reader.manifest
-        dense, total = r.dense_status()
-        return JSONResponse({"status": "ok", "generation": r.reader.path.name, "documents": m.documents,
-                             "chunks": total, "dense_vectors": dense, "indexing": assistant.indexing,
-                             "model": m.model, "backend": m.backend or "torch", "segments": len(m.segments),
-                             "dense_index": r.dense_index})
-
-    demo.app.add_api_route("/healthz", healthz, methods=["GET"])
 
 
 def serve(assistant: Assistant, host: str | None = None, port: int | None = None) -> None:

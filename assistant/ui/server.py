@@ -69,6 +69,7 @@ class ServerGuard:
             _active.add(self.temp_dir)
         self.auth: Callable[[str, str], bool] | None = check_login(user, password) if user else None
         self.throttle = LoginThrottle()
+        self.delegated: tuple[str, ...] = ()
         self._gradio_close: Callable[..., None] | None = None
         atexit.register(self._remove_temp_dir)
 
@@ -89,6 +90,11 @@ class ServerGuard:
         self._gradio_close = demo.close
         demo.close = self.close  # type: ignore[method-assign]
         return demo
+
+    def delegate(self, *paths: str) -> None:
+        """Let requests for `paths` (exact, or every path below one that ends in "/") through to their routes,
+        which check the same login themselves, also as HTTP basic or a bearer token (assistant/api/auth.py)."""
+        self.delegated += paths
 
     def app_kwargs(self) -> dict[str, Any]:
         """For `Blocks.launch(app_kwargs=...)`: the middleware has to be there before the first request."""
@@ -221,7 +227,8 @@ class _GuardMiddleware:
         method = scope.get("method", "")
         if scope["type"] == "http" and method == "POST" and path in LOGIN_PATHS:
             await self._login(scope, receive, send)
-        elif _is_public(method, path, server) or _user(scope, server) is not None:
+        elif (_is_public(method, path, server) or _is_delegated(path, self.guard.delegated)
+              or logged_in_user(scope, server) is not None):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             await WebSocketClose(code=1008)(scope, receive, send)
@@ -267,7 +274,11 @@ def _is_public(method: str, path: str, server: Any) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
-def _user(scope: Scope, server: Any) -> str | None:
+def _is_delegated(path: str, delegated: tuple[str, ...]) -> bool:
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in delegated)
+
+
+def logged_in_user(scope: Scope, server: Any) -> str | None:
     """The logged-in user, read from the cookie exactly as Gradio's own login check reads it."""
     cookies = HTTPConnection(scope).cookies
     token = (cookies.get(f"access-token-{server.cookie_id}")
