@@ -41,9 +41,9 @@ STATUS_TEXT = {404: "not_found", 405: "method_not_allowed"}
 DESCRIPTION = f"""Cited answers and passages from a folder of documents.
 
 **Offsets.** Every `start`/`end` (hits, citations, sections) indexes the document's *loaded text*: the file
-itself for text formats (.txt, .md, .rst), the extracted text for HTML and PDF. `GET /v1/documents/{{source}}`
-returns that text, so `text[start:end] == quote` and a client can show a citation in its context. Offsets
-count Unicode code points (Python string indices), not bytes or UTF-16 units.
+itself for text formats (.txt, .md, .rst, .adoc), the extracted text for HTML, PDF, .docx, .pptx, .ipynb and
+.epub. `GET /v1/documents/{{source}}` returns that text, so `text[start:end] == quote` and a client can show a
+citation in its context. Offsets count Unicode code points (Python string indices), not bytes or UTF-16 units.
 
 **Login.** When the chat has a login, these routes take the same one: HTTP basic with its user and password,
 or its login cookie; with `ASSISTANT_API_TOKEN` set, also `Authorization: Bearer <token>`.
