@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .redact import mask_url
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BACKENDS = ("torch", "openvino-int8", "openvino-fp32")
@@ -22,7 +23,11 @@ def _f(default: Any, help: str) -> Any:
 @dataclass(frozen=True)
 class Settings:
     docs_dir: Path = _f(Path("documents"), "Folder of documents to index.")
-    index_dir: Path = _f(Path("index"), "Folder that holds the built index.")
+    index_dir: Path = _f(Path("index"), "Folder that holds the built index (with the local store; any store "
+                                        "keeps its embedding cache and model exports there).")
+    store: str = _f("local", "Where the index lives: local (the files under index_dir) or a PostgreSQL URL, "
+                             "postgresql://user:pass@host:port/db, with the pgvector extension; many servers can "
+                             "share one database.")
     model: str = _f(DEFAULT_MODEL, "sentence-transformers model name or path; the default is bundled.")
     backend: str = _f("openvino-fp32", "How the model runs: openvino-fp32 (the model exported to OpenVINO "
                                        "beside the index: same vectors as torch, x3.6 faster here), torch "
@@ -78,6 +83,8 @@ class Settings:
             raise ConfigError(
                 f"chunk_overlap: must be between 0 and half of chunk_tokens ({self.chunk_tokens // 2}), "
                 f"got {self.chunk_overlap}")
+        if self.store != "local" and not self.store.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"store: must be local or a postgresql:// URL, got {mask_url(self.store)!r}"[:200])
         if self.retrieval not in ("hybrid", "dense", "bm25"):
             raise ConfigError(f"retrieval: must be hybrid, dense or bm25, got {self.retrieval!r}")
         if self.backend not in BACKENDS:

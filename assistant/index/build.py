@@ -36,6 +36,19 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
                 progress: Progress | None = None, replace_folder: bool = False, wait: bool = True,
                 cancel: threading.Event | None = None, paths: Sequence[str] | None = None,
                 merge: bool = True) -> BuildReport:
+    """Bring the index in the store `settings.store` names (`local`: `settings.index_dir`) up to date with
+    `settings.docs_dir`. See build_local for what an update does; a PostgreSQL store does the same."""
+    from .store import store_for
+
+    return store_for(settings).build(settings, embedder=embedder, rebuild=rebuild, progress=progress,
+                                     replace_folder=replace_folder, wait=wait, cancel=cancel, paths=paths,
+                                     merge=merge)
+
+
+def build_local(settings: Settings, *, embedder: Embedder | None = None, rebuild: bool = False,
+                progress: Progress | None = None, replace_folder: bool = False, wait: bool = True,
+                cancel: threading.Event | None = None, paths: Sequence[str] | None = None,
+                merge: bool = True) -> BuildReport:
     """Bring the index in `settings.index_dir` up to date with `settings.docs_dir`.
 
     Unchanged documents (same sha256) are not read again, nor are files that failed before and have not
@@ -192,7 +205,15 @@ def fill_vectors(settings: Settings, embedder: Embedder | None = None, *, progre
     """Embed the live index's chunks that have no dense vector yet (after build_index(wait=False)),
     publishing generations as vectors fill in; `on_publish` is called after each. Then, every vector in,
     merges and ANN indexes as the policy says (stopped too by `cancel`). Returns a FillReport."""
+    from .store import store_for
+
     emb = embedder if embedder is not None else embedder_for(settings)
+    return store_for(settings).fill(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
+
+
+def fill_local(settings: Settings, emb: Embedder, *, progress: Progress | None = None,
+               cancel: threading.Event | None = None, on_publish: Callable[[], None] | None = None):  # noqa: ANN201
+    """fill_vectors on the local store."""
     with layout.writer_lock(settings.index_dir):
         report = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
         done = report.pending == 0 and not (cancel is not None and cancel.is_set())
@@ -205,6 +226,12 @@ def optimize_index(settings: Settings) -> list[str]:
     """Merge every segment into one (deleted rows dropped) and give it its ANN index if it is large enough
     (`assistant index --optimize`); what was done, one line each. Waits for nothing: a fill in progress
     holds the lock and IndexLockedError says so."""
+    from .store import store_for
+
+    return store_for(settings).optimize(settings)
+
+
+def optimize_local(settings: Settings) -> list[str]:
     with layout.writer_lock(settings.index_dir):
         gen = layout.require_generation(settings.index_dir)
         if Manifest.read(gen / layout.MANIFEST).pending:
