@@ -33,6 +33,8 @@ class Settings:
                                        "beside the index: same vectors as torch, x3.6 faster here), torch "
                                        "(sentence-transformers), or openvino-int8 (quantized on the corpus' own "
                                        "chunks: x8.3, but quote recall fell on the Python docs).")
+    pg_lexical: str = _f("bm25", "Lexical ranking of a PostgreSQL store: bm25 (the local store's BM25, computed in "
+                                 "SQL over stored term statistics) or fts (PostgreSQL full-text search, ts_rank_cd).")
     chunk_tokens: int = _f(128, "Target chunk size in tiktoken (cl100k) tokens.")
     chunk_overlap: int = _f(24, "Tokens of context repeated between neighbouring chunks.")
     retrieval: str = _f("hybrid", "hybrid, dense or bm25.")
@@ -85,6 +87,8 @@ class Settings:
                 f"got {self.chunk_overlap}")
         if self.store != "local" and not self.store.startswith(("postgresql://", "postgres://")):
             raise ConfigError(f"store: must be local or a postgresql:// URL, got {mask_url(self.store)!r}"[:200])
+        if self.pg_lexical not in ("bm25", "fts"):
+            raise ConfigError(f"pg_lexical: must be bm25 or fts, got {self.pg_lexical!r}")
         if self.retrieval not in ("hybrid", "dense", "bm25"):
             raise ConfigError(f"retrieval: must be hybrid, dense or bm25, got {self.retrieval!r}")
         if self.backend not in BACKENDS:

@@ -155,22 +155,7 @@ def _update(settings: Settings, embedder: Embedder | None, progress: Progress | 
             old_docs: dict[str, dict], targeted: set[str] | None) -> BuildReport:
     """`old_docs`: the indexed documents to compare with (only the `targeted` paths', when given)."""
     index_dir = settings.index_dir
-    # Files that failed before and have not changed since are skipped again without being parsed (a
-    # bad PDF would print the parser's complaints and load the model on every run otherwise).
-    memo = {} if full or old is None else old.skipped
-    failed_before = {r: memo[r]["reason"] for r in by_rel if r in memo and memo[r]["sha256"] == by_rel[r].sha256}
-    skipped = sorted([*skipped, *(Skipped(r, why) for r, why in failed_before.items())], key=lambda sk: sk.rel)
-    todo_rel = [r for r in by_rel if r not in failed_before]
-
-    unchanged = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] == by_rel[r].sha256)
-    changed = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] != by_rel[r].sha256)
-    added = tuple(r for r in todo_rel if r not in old_docs)
-    # A file that is still there but can no longer be read keeps its indexed version: nothing is lost.
-    unreadable = {sk.rel for sk in skipped if sk.rel in old_docs and sk.rel not in failed_before}
-    skipped = [Skipped(sk.rel, sk.reason + "; kept the previous version") if sk.rel in unreadable else sk
-               for sk in skipped]
-    unchanged += tuple(sorted(unreadable | {r for r in failed_before if r in old_docs}))
-    removed = tuple(r for r in old_docs if r not in by_rel and r not in unreadable)
+    added, changed, removed, unchanged, skipped = plan_update(full, old, by_rel, skipped, old_docs)
 
     if not full and not changed and not added and not removed:
         report = BuildReport(index_dir, unchanged=unchanged, skipped=tuple(skipped),
@@ -190,6 +175,32 @@ def _update(settings: Settings, embedder: Embedder | None, progress: Progress | 
     if wait and report.pending:
         return _fill(settings, emb, report, progress, cancel, t0)
     return report
+
+
+Plan = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], list[Skipped]]
+
+
+def plan_update(full: bool, old: Manifest | None, by_rel: dict[str, SourceFile], skipped: list[Skipped],
+                old_docs: dict[str, dict]) -> Plan:
+    """(added, changed, removed, unchanged, skipped): what an update must do, by comparing the files found
+    with the indexed documents `old_docs` (path -> {sha256, ...}); the same for every store."""
+    # Files that failed before and have not changed since are skipped again without being parsed (a
+    # bad PDF would print the parser's complaints and load the model on every run otherwise).
+    memo = {} if full or old is None else old.skipped
+    failed_before = {r: memo[r]["reason"] for r in by_rel if r in memo and memo[r]["sha256"] == by_rel[r].sha256}
+    skipped = sorted([*skipped, *(Skipped(r, why) for r, why in failed_before.items())], key=lambda sk: sk.rel)
+    todo_rel = [r for r in by_rel if r not in failed_before]
+
+    unchanged = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] == by_rel[r].sha256)
+    changed = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] != by_rel[r].sha256)
+    added = tuple(r for r in todo_rel if r not in old_docs)
+    # A file that is still there but can no longer be read keeps its indexed version: nothing is lost.
+    unreadable = {sk.rel for sk in skipped if sk.rel in old_docs and sk.rel not in failed_before}
+    skipped = [Skipped(sk.rel, sk.reason + "; kept the previous version") if sk.rel in unreadable else sk
+               for sk in skipped]
+    unchanged += tuple(sorted(unreadable | {r for r in failed_before if r in old_docs}))
+    removed = tuple(r for r in old_docs if r not in by_rel and r not in unreadable)
+    return added, changed, removed, unchanged, skipped
 
 
 def _fill(settings: Settings, emb: Embedder | None, report: BuildReport, progress: Progress | None,

@@ -89,7 +89,53 @@ class LocalStore:
         return optimize_local(settings)
 
 
-_stores: dict[str, Store] = {}
+class PgStore:
+    """The index in a PostgreSQL database with pgvector (pg/): one connection pool per store."""
+
+    def __init__(self, url: str, lexical: str = "bm25") -> None:
+        from .pg.db import Database
+
+        self.db = Database(url)
+        self.lexical = lexical
+
+    def describe(self) -> str:
+        return self.db.shown
+
+    def recorded(self) -> Manifest | None:
+        from .pg.reader import read_manifest
+        from .pg.schema import applied
+
+        with self.db.connection() as conn:
+            if applied(conn) == 0:
+                return None
+            return read_manifest(conn)
+
+    def open(self, wanted: Manifest | None = None) -> Reader:
+        from .pg.reader import PgReader
+
+        return PgReader(self.db, wanted, self.lexical)
+
+    def build(self, settings: Settings, **kwargs: Any) -> BuildReport:
+        from .pg.writer import build_pg
+
+        return build_pg(self.db, settings, **kwargs)
+
+    def fill(self, settings: Settings, embedder: Embedder, **kwargs: Any) -> FillReport:
+        from .fill import FillReport
+
+        return FillReport()  # vectors are committed with their document: none is ever missing
+
+    def optimize(self, settings: Settings) -> list[str]:
+        with self.db.connection() as conn:
+            conn.execute("VACUUM (ANALYZE) chunks")
+            conn.execute("VACUUM (ANALYZE) postings")
+        return ["vacuumed and analyzed the chunks and postings tables"]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+_stores: dict[tuple[str, str], Store] = {}
 _stores_lock = threading.Lock()
 
 
@@ -97,12 +143,11 @@ def store_for(settings: Settings) -> Store:
     """The store `settings.store` names; one PostgreSQL store (and connection pool) per URL per process."""
     if settings.store == "local":
         return LocalStore(settings.index_dir)
+    key = (settings.store, settings.pg_lexical)
     with _stores_lock:
-        store = _stores.get(settings.store)
+        store = _stores.get(key)
         if store is None:
-            from .pg.store import PgStore
-
-            store = _stores[settings.store] = PgStore(settings.store)
+            store = _stores[key] = PgStore(settings.store, settings.pg_lexical)
         return store
 
 

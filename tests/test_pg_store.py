@@ -1,0 +1,77 @@
+"""The index in a real PostgreSQL + pgvector (pgserver): the same results as the local store, updates per
+document, the manifest checks, the advisory lock and the one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.errors import IndexLockedError, IndexMismatchError, StoreError
+from assistant.index import build_index
+from assistant.index.store import store_for
+from assistant.retrieve import Retriever
+
+QUERIES = ["Who joined TikTok from Meta?", "How many people worked in Bellevue?", "TikTok Shop control China",
+           "personalized marketing expertise"]
+
+
+def test_pg_store_ranks_as_the_local_store(settings, hash_embedder, pg_url) -> None:
+    pg = settings.replace(store=pg_url, index_dir=settings.index_dir.parent / "pgcache")
+    local_report = build_index(settings, embedder=hash_embedder)
+    report = build_index(pg, embedder=hash_embedder)
+    assert report.added == local_report.added and report.chunks == local_report.chunks > 0
+    local, remote = Retriever.open(settings, hash_embedder), Retriever.open(pg, hash_embedder)
+    for q in QUERIES:
+        for mode in ("bm25", "dense", "hybrid"):
+            a, b = local.search(q, k=5, retrieval=mode), remote.search(q, k=5, retrieval=mode)
+            assert [(h.source, h.start, h.end) for h in a] == [(h.source, h.start, h.end) for h in b], (q, mode)
+            assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+    bm_local = local.reader.bm25(["tiktok", "meta"], 10)
+    bm_pg = remote.reader.bm25(["tiktok", "meta"], 10)
+    assert [s for _, s in bm_local] == pytest.approx([s for _, s in bm_pg], rel=1e-5)
+    assert [d.path for d in local.documents()] == [d.path for d in remote.documents()]
+    for h in remote.search(QUERIES[0], k=3):
+        assert remote.document_text(h.source)[h.start:h.end] == h.text
+        assert (settings.docs_dir / h.source).read_text(encoding="utf-8")[h.start:h.end] == h.text
+    again = build_index(pg, embedder=hash_embedder)
+    assert not again.wrote and len(again.unchanged) == 2
+
+
+def test_pg_updates_a_changed_and_a_removed_document(settings, hash_embedder, pg_url) -> None:
+    pg = settings.replace(store=pg_url)
+    build_index(pg, embedder=hash_embedder)
+    reader = store_for(pg).open()
+    shop = settings.docs_dir / "tiktok-shop-shifts-control-to-china.txt"
+    shop.write_text(shop.read_text(encoding="utf-8") + "\n\nA closing paragraph about Brazilian zebras.\n", "utf-8")
+    other = next(p for p in settings.docs_dir.iterdir() if p != shop)
+    other.unlink()
+    report = build_index(pg, embedder=hash_embedder)
+    assert report.changed == (shop.name,) and report.removed == (other.name,)
+    found = reader.bm25(["zebra"], 5)  # the reader opened before the update sees it: no restart
+    assert found and reader.chunks([found[0][0]])[found[0][0]].source == shop.name
+    assert [d.path for d in reader.doc_infos] == [shop.name]
+    assert "zebras" in reader.doc_texts[shop.name] and reader.manifest.documents in (1, 2)
+    assert report.chunks == store_for(pg).recorded().chunks
+
+
+def test_pg_refuses_other_chunk_settings_and_a_second_indexer(settings, hash_embedder, pg_url) -> None:
+    pg = settings.replace(store=pg_url)
+    build_index(pg, embedder=hash_embedder)
+    with pytest.raises(IndexMismatchError, match="chunk_tokens: index has 128, settings say 200"):
+        Retriever.open(pg.replace(chunk_tokens=200), hash_embedder)
+    from assistant.index.pg.writer import indexer_lock
+
+    with indexer_lock(store_for(pg).db), pytest.raises(IndexLockedError, match=r"^another process is writing "
+                                                                              r"the index in postgresql://"):
+        build_index(pg, embedder=hash_embedder)
+    rebuilt = build_index(pg.replace(chunk_tokens=200), embedder=hash_embedder)
+    assert rebuilt.rebuilt and "chunk_tokens" in rebuilt.reason
+    assert Retriever.open(pg.replace(chunk_tokens=200), hash_embedder).search("TikTok", k=2)
+
+
+def test_unreachable_database_is_one_line_without_the_password(settings) -> None:
+    url = "postgresql://bob:hunter2@127.0.0.1:9/nodb"
+    with pytest.raises(StoreError) as e:
+        Retriever.open(settings.replace(store=url))
+    msg = str(e.value)
+    assert msg.startswith("store postgresql://bob:***@127.0.0.1:9/nodb: cannot connect") and "\n" not in msg
+    assert "hunter2" not in msg
