@@ -8,6 +8,7 @@ import pytest
 from assistant.errors import IndexLockedError, IndexMismatchError, StoreError
 from assistant.index import build_index
 from assistant.index.store import store_for
+from assistant.index.terms import tokenize
 from assistant.retrieve import Retriever
 
 QUERIES = ["Who joined TikTok from Meta?", "How many people worked in Bellevue?", "TikTok Shop control China",
@@ -75,3 +76,32 @@ def test_unreachable_database_is_one_line_without_the_password(settings) -> None
     msg = str(e.value)
     assert msg.startswith("store postgresql://bob:***@127.0.0.1:9/nodb: cannot connect") and "\n" not in msg
     assert "hunter2" not in msg
+
+
+def test_pg_dense_is_exact_below_ann_threshold_and_ties_as_local(settings, hash_embedder, pg_url) -> None:
+    # Copies of one document: every chunk has twins with the same vector and the same term statistics, so
+    # the order among them is the tie-break alone (document and position, then chunk id), on both stores.
+    src = sorted(settings.docs_dir.iterdir())[0]
+    for name in ("b-copy.txt", "a-copy.txt"):
+        (settings.docs_dir / name).write_text(src.read_text(encoding="utf-8"), "utf-8")
+    pg = settings.replace(store=pg_url, index_dir=settings.index_dir.parent / "pgcache")
+    build_index(settings, embedder=hash_embedder)
+    report = build_index(pg, embedder=hash_embedder)  # the copies' texts are not in its embedding cache
+    assert len(report.added) == 4 and report.chunks == store_for(settings).recorded().chunks
+    local, remote = Retriever.open(settings, hash_embedder), Retriever.open(pg, hash_embedder)
+    assert local.dense_index == remote.dense_index == "exact"
+    def ranked(reader, found):  # (source, start, score) per hit: the keys differ between stores
+        chunks = reader.chunks([key for key, _ in found])
+        return [(chunks[key].source, chunks[key].start, round(score, 5)) for key, score in found]
+
+    for q in QUERIES:  # below the search's near-duplicate removal: the readers' own rankings
+        terms = tokenize(q)
+        a, b = ranked(local.reader, local.reader.bm25(terms, 9)), ranked(remote.reader, remote.reader.bm25(terms, 9))
+        assert a == b and len({s for *_, s in a}) < len(a), q  # equal, and the twins did tie
+        vec = hash_embedder.embed([q])
+        a = ranked(local.reader, local.reader.dense(vec, 9)[0])
+        b = ranked(remote.reader, remote.reader.dense(vec, 9)[0])
+        assert a == b and len({s for *_, s in a}) < len(a), q
+    hnsw = Retriever.open(pg.replace(ann_threshold=1), hash_embedder)
+    assert hnsw.dense_index.startswith("hnsw")
+    assert [h.source for h in hnsw.search(QUERIES[0], k=3, retrieval="dense")]

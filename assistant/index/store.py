@@ -92,11 +92,12 @@ class LocalStore:
 class PgStore:
     """The index in a PostgreSQL database with pgvector (pg/): one connection pool per store."""
 
-    def __init__(self, url: str, lexical: str = "bm25") -> None:
+    def __init__(self, url: str, lexical: str = "bm25", ann_threshold: int = 0) -> None:
         from .pg.db import Database
 
         self.db = Database(url)
         self.lexical = lexical
+        self.ann_threshold = ann_threshold
 
     def describe(self) -> str:
         return self.db.shown
@@ -113,7 +114,7 @@ class PgStore:
     def open(self, wanted: Manifest | None = None) -> Reader:
         from .pg.reader import PgReader
 
-        return PgReader(self.db, wanted, self.lexical)
+        return PgReader(self.db, wanted, self.lexical, self.ann_threshold)
 
     def build(self, settings: Settings, **kwargs: Any) -> BuildReport:
         from .pg.writer import build_pg
@@ -135,7 +136,7 @@ class PgStore:
         self.db.close()
 
 
-_stores: dict[tuple[str, str], Store] = {}
+_stores: dict[tuple[str, str, int], Store] = {}
 _stores_lock = threading.Lock()
 
 
@@ -143,11 +144,11 @@ def store_for(settings: Settings) -> Store:
     """The store `settings.store` names; one PostgreSQL store (and connection pool) per URL per process."""
     if settings.store == "local":
         return LocalStore(settings.index_dir)
-    key = (settings.store, settings.pg_lexical)
+    key = (settings.store, settings.pg_lexical, settings.ann_threshold)
     with _stores_lock:
         store = _stores.get(key)
         if store is None:
-            store = _stores[key] = PgStore(settings.store, settings.pg_lexical)
+            store = _stores[key] = PgStore(settings.store, settings.pg_lexical, settings.ann_threshold)
         return store
 
 

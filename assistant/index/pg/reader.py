@@ -107,9 +107,11 @@ class _Texts(Mapping[str, str]):
 class PgReader:
     """The index in one database; safe to share between threads (each query takes a pooled connection)."""
 
-    def __init__(self, db: Database, wanted: Manifest | None = None, lexical: str = "bm25") -> None:
+    def __init__(self, db: Database, wanted: Manifest | None = None, lexical: str = "bm25",
+                 ann_threshold: int = 0) -> None:
         self.db = db
         self.lexical = lexical
+        self.ann_threshold = ann_threshold  # this many chunks or more: HNSW; below (or 0): exact, as local
         with db.connection() as conn:
             check_readable(conn, db.shown)
             manifest = read_manifest(conn)
@@ -137,8 +139,14 @@ class PgReader:
         return True  # a document's vectors are committed with it
 
     @property
+    def exact(self) -> bool:
+        """Dense search scans every vector (as the local store does below `ann_threshold`) rather than
+        the HNSW index: the same top k as the local store, not an approximation of it."""
+        return self.ann_threshold <= 0 or self.manifest.chunks < self.ann_threshold
+
+    @property
     def dense_index(self) -> str:
-        return "hnsw (pgvector, cosine)"
+        return "exact" if self.exact else "hnsw (pgvector, cosine)"
 
     # -- documents --------------------------------------------------------------------------------------------
     @property
@@ -204,14 +212,18 @@ class PgReader:
         mult: dict[str, int] = {}
         for t in terms:
             mult[t] = mult.get(t, 0) + 1
-        # Lucene's BM25 over the live totals, as the local postings score it; ties by document and position.
+        # Lucene's BM25 over the live totals, as the local postings score it. Each score is summed term by
+        # term in the query's order (as the local store sums), so chunks with the same term statistics get
+        # the same float and tie; ties by document and position, then chunk id (the local top_k order).
         sql = """
-WITH q AS (SELECT * FROM unnest(%(terms)s::text[], %(mults)s::int[]) AS q(term, mult)),
-     d AS (SELECT q.term, q.mult, count(*) AS df FROM q JOIN postings p ON p.term = q.term GROUP BY q.term, q.mult),
-     w AS (SELECT d.term, d.mult * ln(1 + (c.chunks - d.df + 0.5) / (d.df + 0.5)) AS weight,
+WITH q AS (SELECT * FROM unnest(%(terms)s::text[], %(mults)s::int[]) WITH ORDINALITY AS q(term, mult, ord)),
+     d AS (SELECT q.term, q.mult, q.ord, count(*) AS df FROM q JOIN postings p ON p.term = q.term
+           GROUP BY q.term, q.mult, q.ord),
+     w AS (SELECT d.term, d.ord, d.mult * ln(1 + (c.chunks - d.df + 0.5) / (d.df + 0.5)) AS weight,
                   %(k1)s * (1 - %(b)s) AS n0, %(k1)s * %(b)s * c.chunks / greatest(c.length, 1) AS n1
            FROM d, corpus c)
-SELECT ch.id, sum(w.weight * p.tf / (w.n0 + w.n1 * ch.length + p.tf)) AS score, ch.source, ch.start, ch.fid
+SELECT ch.id, sum(w.weight * p.tf / (w.n0 + w.n1 * ch.length + p.tf) ORDER BY w.ord) AS score,
+       ch.source, ch.start, ch.fid
 FROM w JOIN postings p ON p.term = w.term JOIN chunks ch ON ch.id = p.chunk
 GROUP BY ch.id ORDER BY score DESC, ch.source, ch.start, ch.fid LIMIT %(k)s"""
         with self.db.connection() as conn:
@@ -231,16 +243,24 @@ GROUP BY ch.id ORDER BY score DESC, ch.source, ch.start, ch.fid LIMIT %(k)s"""
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def dense(self, queries: np.ndarray, k: int) -> list[list[tuple[Key, float]]]:
-        """Per query, the top `k` by cosine from the HNSW index (searched wider than k: recall), ties by
-        document and position."""
-        sql = """
+        """Per query, the top `k` by cosine, ties by document and position then chunk id. Below
+        `ann_threshold` chunks every vector is scored (the HNSW index switched off for the statement);
+        above it the HNSW index answers, searched wider than k (recall) and re-sorted for the ties."""
+        if self.exact:
+            setting = "SET LOCAL enable_indexscan = off"
+            sql = """
+SELECT id, 1 - (embedding <=> %(q)s::vector) AS score FROM chunks
+ORDER BY score DESC, source, start, fid LIMIT %(k)s"""
+        else:
+            setting = f"SET LOCAL hnsw.ef_search = {max(100, 4 * int(k))}"
+            sql = """
 SELECT id, score FROM (
     SELECT id, source, start, fid, 1 - (embedding <=> %(q)s::vector) AS score FROM chunks
     ORDER BY embedding <=> %(q)s::vector LIMIT %(k)s) top
 ORDER BY score DESC, source, start, fid"""
         out: list[list[tuple[Key, float]]] = []
         with self.db.connection() as conn, conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(100, 4 * int(k))}")
+            conn.execute(setting)
             for q in np.asarray(queries, dtype=np.float32):
                 rows = conn.execute(sql, {"q": vector_literal(q), "k": int(k)}).fetchall()
                 out.append([(int(i), float(s)) for i, s in rows])

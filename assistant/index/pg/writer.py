@@ -210,8 +210,9 @@ def _commit(conn: Any, cache: Any, emb: Embedder, batch: list[tuple[Document, li
     def take(pos: list[int], v: np.ndarray) -> None:
         out[np.array([missing[p] for p in pos])] = v
 
-    n = embed_texts(cache, emb, [texts[i] for i in missing], take, None, cancel)
-    if n < len(missing):
+    todo = [texts[i] for i in missing]
+    n = embed_texts(cache, emb, todo, take, None, cancel)
+    if n < len(set(todo)):  # it counts identical texts once
         return n  # cancelled: nothing of this batch is written
     at = 0
     now = timestamp()
