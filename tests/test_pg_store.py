@@ -105,3 +105,21 @@ def test_pg_dense_is_exact_below_ann_threshold_and_ties_as_local(settings, hash_
     hnsw = Retriever.open(pg.replace(ann_threshold=1), hash_embedder)
     assert hnsw.dense_index.startswith("hnsw")
     assert [h.source for h in hnsw.search(QUERIES[0], k=3, retrieval="dense")]
+
+
+def test_database_without_the_vector_extension_is_one_line(settings, hash_embedder, pg_server, pg_url) -> None:
+    # A role that owns its database but may not create the (untrusted) extension: the index is refused in one
+    # line, without the password, before any table is made.
+    import psycopg
+
+    name = pg_url.split("?")[0].rsplit("/", 1)[1]
+    pg_server.psql(f"DROP ROLE IF EXISTS plain; CREATE ROLE plain LOGIN; ALTER DATABASE {name} OWNER TO plain;")
+    url = pg_url.replace("postgres:@", "plain:s3cret@", 1)
+    assert url != pg_url
+    with pytest.raises(StoreError) as e:
+        build_index(settings.replace(store=url), embedder=hash_embedder)
+    msg = str(e.value)
+    assert "lacks the `vector` extension and this role cannot create it" in msg and "\n" not in msg
+    assert "s3cret" not in msg and "plain:***@" in msg
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0

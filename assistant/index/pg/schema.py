@@ -77,10 +77,22 @@ def applied(conn: Any) -> int:
 
 
 def require_vector(conn: Any, shown: str) -> None:
-    """The pgvector extension must be installed in the server (it is created by migration 3)."""
+    """The pgvector extension must be available in the server and created in the database (created here
+    when the role may; otherwise one line saying who has to)."""
+    import psycopg
+
     if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone() is None:
         raise StoreError(f"store {shown}: the PostgreSQL server lacks the `vector` extension (pgvector): "
                          "install it (e.g. apt-get install postgresql-16-pgvector) or use a server that has it")
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is not None:
+        return
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StoreError(f"store {shown}: the database lacks the `vector` extension and this role cannot create "
+                         f"it ({why}): have an administrator run CREATE EXTENSION vector in it") from None
 
 
 def migrate(conn: Any, dimension: int, shown: str) -> list[str]:
