@@ -138,6 +138,9 @@ def run_eval(settings: Settings, questions_path: Path, *, k: int = CURVE_K, out_
     where = settings.index_dir if settings.store == "local" else mask_url(settings.store)
     say(f"[{label}] opening the index in {where} (built or updated if needed)")
     a = opener(settings)
+    dense_index = getattr(getattr(a, "retriever", None), "dense_index", "")
+    if dense_index:
+        say(f"[{label}] dense search: {dense_index}")
     depth = max(k, settings.k)
     a.search("warm-up", 1)  # the first query pays one-off costs that are not latency
 
