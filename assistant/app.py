@@ -17,8 +17,8 @@ from .embed import Embedder, LazyEmbedder, embedder_for
 from .errors import DocumentError, EndpointError, IndexLockedError
 from .index import BuildReport, DocInfo, build_index, library
 from .index.build import Progress
-from .index.layout import current_generation
 from .index.library import Library
+from .index.store import store_for
 from .records import Answer, Hit, Turn
 from .retrieve import Retriever
 from .settings import Settings
@@ -84,8 +84,9 @@ class Assistant:
             try:
                 report = build_index(settings, embedder=emb, progress=progress, wait=wait)
             except IndexLockedError:
-                if current_generation(settings.index_dir) is None:
-                    raise IndexLockedError(f"another process is building the index in {settings.index_dir}; "
+                if store_for(settings).recorded() is None:
+                    raise IndexLockedError(f"another process is building the index in "
+                                           f"{store_for(settings).describe()}; "
                                            "try again when it has finished") from None
                 notices = ("another process is updating the index; answering from its current version",)
         a = cls(settings, Retriever.open(settings, emb))

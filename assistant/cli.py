@@ -18,6 +18,8 @@ from .settings import Settings
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-dir", type=Path, help="index folder (default: index/)")
+    p.add_argument("--store", help="where the index lives: local (the files under --index-dir, default) or a "
+                                   "postgresql://user:pass@host:port/db URL (env ASSISTANT_STORE)")
     p.add_argument("--docs", dest="docs_dir", type=Path, help="documents folder (default: documents/)")
     p.add_argument("--model", help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--backend", choices=["torch", "openvino-int8", "openvino-fp32"],
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 MCP_PORT = 8765
 
-_KEYS = ("docs_dir", "index_dir", "model", "backend", "chunk_tokens", "chunk_overlap", "k", "mode", "host", "port",
+_KEYS = ("docs_dir", "index_dir", "store", "model", "backend", "chunk_tokens", "chunk_overlap", "k", "mode", "host",
+         "port",
          "retrieval", "verbose")
 
 

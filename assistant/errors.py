@@ -48,3 +48,7 @@ class IndexLockedError(AssistantError):
 
 class EndpointError(AssistantError):
     """The LLM endpoint is unreachable or answered with an error."""
+
+
+class StoreError(AssistantError):
+    """The database that holds the index is unreachable, lacks an extension, or has an unknown schema."""

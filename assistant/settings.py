@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .redact import mask_url
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BACKENDS = ("torch", "openvino-int8", "openvino-fp32")
@@ -22,12 +23,18 @@ def _f(default: Any, help: str) -> Any:
 @dataclass(frozen=True)
 class Settings:
     docs_dir: Path = _f(Path("documents"), "Folder of documents to index.")
-    index_dir: Path = _f(Path("index"), "Folder that holds the built index.")
+    index_dir: Path = _f(Path("index"), "Folder that holds the built index (with the local store; any store "
+                                        "keeps its embedding cache and model exports there).")
+    store: str = _f("local", "Where the index lives: local (the files under index_dir) or a PostgreSQL URL, "
+                             "postgresql://user:pass@host:port/db, with the pgvector extension; many servers can "
+                             "share one database.")
     model: str = _f(DEFAULT_MODEL, "sentence-transformers model name or path; the default is bundled.")
     backend: str = _f("openvino-fp32", "How the model runs: openvino-fp32 (the model exported to OpenVINO "
                                        "beside the index: same vectors as torch, x3.6 faster here), torch "
                                        "(sentence-transformers), or openvino-int8 (quantized on the corpus' own "
                                        "chunks: x8.3, but quote recall fell on the Python docs).")
+    pg_lexical: str = _f("bm25", "Lexical ranking of a PostgreSQL store: bm25 (the local store's BM25, computed in "
+                                 "SQL over stored term statistics) or fts (PostgreSQL full-text search, ts_rank_cd).")
     chunk_tokens: int = _f(128, "Target chunk size in tiktoken (cl100k) tokens.")
     chunk_overlap: int = _f(24, "Tokens of context repeated between neighbouring chunks.")
     retrieval: str = _f("hybrid", "hybrid, dense or bm25.")
@@ -80,6 +87,10 @@ class Settings:
             raise ConfigError(
                 f"chunk_overlap: must be between 0 and half of chunk_tokens ({self.chunk_tokens // 2}), "
                 f"got {self.chunk_overlap}")
+        if self.store != "local" and not self.store.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"store: must be local or a postgresql:// URL, got {mask_url(self.store)!r}"[:200])
+        if self.pg_lexical not in ("bm25", "fts"):
+            raise ConfigError(f"pg_lexical: must be bm25 or fts, got {self.pg_lexical!r}")
         if self.retrieval not in ("hybrid", "dense", "bm25"):
             raise ConfigError(f"retrieval: must be hybrid, dense or bm25, got {self.retrieval!r}")
         if self.backend not in BACKENDS:

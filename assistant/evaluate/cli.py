@@ -26,6 +26,7 @@ def add_parser(subparsers: Any) -> None:
                    help=f"question file, JSONL (default: {DEFAULT_QUESTIONS})")
     p.add_argument("--index-dir", type=Path, help="index folder to use for these settings (default: index/, "
                                                   "or a folder under --out when --docs differs)")
+    p.add_argument("--store", help="where the index lives: local (default) or a postgresql:// URL")
     p.add_argument("--docs", dest="docs_dir", type=Path, help="documents folder (default: documents/)")
     p.add_argument("--k", type=int, help="passages the answerer gets (retrieval is always scored to k=10)")
     p.add_argument("--mode", choices=["extractive", "llm"], help="answer mode")
@@ -73,7 +74,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     overrides = parse_overrides(args.compare, settings) if args.compare else {}
     configs = [("current", settings)]
     if overrides:
-        configs.append((" ".join(args.compare), settings.replace(**overrides)))
+        from ..redact import mask_url
+
+        configs.append((mask_url(" ".join(args.compare)), settings.replace(**overrides)))
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

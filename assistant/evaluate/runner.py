@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..records import Answer, Hit, Turn, content_id
+from ..redact import mask_url
 from ..settings import Settings
 from . import metrics as m
 from .questions import Question, QuestionFileError, check_gold, follow_chain, load_questions
@@ -134,8 +135,12 @@ def run_eval(settings: Settings, questions_path: Path, *, k: int = CURVE_K, out_
     reference = Settings.load() if reference is None else reference
     settings = settings.replace(index_dir=index_dir_for(settings, Path(out_dir), reference))
     opener = open_assistant or make_opener()
-    say(f"[{label}] opening the index in {settings.index_dir} (built or updated if needed)")
+    where = settings.index_dir if settings.store == "local" else mask_url(settings.store)
+    say(f"[{label}] opening the index in {where} (built or updated if needed)")
     a = opener(settings)
+    dense_index = getattr(getattr(a, "retriever", None), "dense_index", "")
+    if dense_index:
+        say(f"[{label}] dense search: {dense_index}")
     depth = max(k, settings.k)
     a.search("warm-up", 1)  # the first query pays one-off costs that are not latency
 
@@ -270,5 +275,5 @@ def _failures(q: Question, g: m.Gold, scores: dict[str, float | None], ans: Answ
 
 def _settings_dict(s: Settings) -> dict[str, Any]:
     secret = {"llm_api_key", "auth_password", "api_token"}
-    return {f.name: ("***" if f.name in secret and getattr(s, f.name) else
-                     str(v) if isinstance(v := getattr(s, f.name), Path) else v) for f in fields(s)}
+    return {f.name: ("***" if f.name in secret and getattr(s, f.name) else mask_url(s.store) if f.name == "store"
+                     else str(v) if isinstance(v := getattr(s, f.name), Path) else v) for f in fields(s)}

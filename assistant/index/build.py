@@ -37,6 +37,19 @@ def build_index(settings: Settings, *, embedder: Embedder | None = None, rebuild
                 progress: Progress | None = None, replace_folder: bool = False, wait: bool = True,
                 cancel: threading.Event | None = None, paths: Sequence[str] | None = None,
                 merge: bool = True) -> BuildReport:
+    """Bring the index in the store `settings.store` names (`local`: `settings.index_dir`) up to date with
+    `settings.docs_dir`. See build_local for what an update does; a PostgreSQL store does the same."""
+    from .store import store_for
+
+    return store_for(settings).build(settings, embedder=embedder, rebuild=rebuild, progress=progress,
+                                     replace_folder=replace_folder, wait=wait, cancel=cancel, paths=paths,
+                                     merge=merge)
+
+
+def build_local(settings: Settings, *, embedder: Embedder | None = None, rebuild: bool = False,
+                progress: Progress | None = None, replace_folder: bool = False, wait: bool = True,
+                cancel: threading.Event | None = None, paths: Sequence[str] | None = None,
+                merge: bool = True) -> BuildReport:
     """Bring the index in `settings.index_dir` up to date with `settings.docs_dir`.
 
     Unchanged documents (same sha256) are not read again, nor are files that failed before and have not
@@ -150,22 +163,7 @@ def _update(settings: Settings, embedder: Embedder | None, progress: Progress | 
             old_docs: dict[str, dict], targeted: set[str] | None) -> BuildReport:
     """`old_docs`: the indexed documents to compare with (only the `targeted` paths', when given)."""
     index_dir = settings.index_dir
-    # Files that failed before and have not changed since are skipped again without being parsed (a
-    # bad PDF would print the parser's complaints and load the model on every run otherwise).
-    memo = {} if full or old is None else old.skipped
-    failed_before = {r: memo[r]["reason"] for r in by_rel if r in memo and memo[r]["sha256"] == by_rel[r].sha256}
-    skipped = sorted([*skipped, *(Skipped(r, why) for r, why in failed_before.items())], key=lambda sk: sk.rel)
-    todo_rel = [r for r in by_rel if r not in failed_before]
-
-    unchanged = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] == by_rel[r].sha256)
-    changed = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] != by_rel[r].sha256)
-    added = tuple(r for r in todo_rel if r not in old_docs)
-    # A file that is still there but can no longer be read keeps its indexed version: nothing is lost.
-    unreadable = {sk.rel for sk in skipped if sk.rel in old_docs and sk.rel not in failed_before}
-    skipped = [Skipped(sk.rel, sk.reason + "; kept the previous version") if sk.rel in unreadable else sk
-               for sk in skipped]
-    unchanged += tuple(sorted(unreadable | {r for r in failed_before if r in old_docs}))
-    removed = tuple(r for r in old_docs if r not in by_rel and r not in unreadable)
+    added, changed, removed, unchanged, skipped = plan_update(full, old, by_rel, skipped, old_docs)
 
     if not full and not changed and not added and not removed:
         report = BuildReport(index_dir, unchanged=unchanged, skipped=tuple(skipped),
@@ -187,6 +185,32 @@ def _update(settings: Settings, embedder: Embedder | None, progress: Progress | 
     return report
 
 
+Plan = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], list[Skipped]]
+
+
+def plan_update(full: bool, old: Manifest | None, by_rel: dict[str, SourceFile], skipped: list[Skipped],
+                old_docs: dict[str, dict]) -> Plan:
+    """(added, changed, removed, unchanged, skipped): what an update must do, by comparing the files found
+    with the indexed documents `old_docs` (path -> {sha256, ...}); the same for every store."""
+    # Files that failed before and have not changed since are skipped again without being parsed (a
+    # bad PDF would print the parser's complaints and load the model on every run otherwise).
+    memo = {} if full or old is None else old.skipped
+    failed_before = {r: memo[r]["reason"] for r in by_rel if r in memo and memo[r]["sha256"] == by_rel[r].sha256}
+    skipped = sorted([*skipped, *(Skipped(r, why) for r, why in failed_before.items())], key=lambda sk: sk.rel)
+    todo_rel = [r for r in by_rel if r not in failed_before]
+
+    unchanged = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] == by_rel[r].sha256)
+    changed = tuple(r for r in todo_rel if r in old_docs and old_docs[r]["sha256"] != by_rel[r].sha256)
+    added = tuple(r for r in todo_rel if r not in old_docs)
+    # A file that is still there but can no longer be read keeps its indexed version: nothing is lost.
+    unreadable = {sk.rel for sk in skipped if sk.rel in old_docs and sk.rel not in failed_before}
+    skipped = [Skipped(sk.rel, sk.reason + "; kept the previous version") if sk.rel in unreadable else sk
+               for sk in skipped]
+    unchanged += tuple(sorted(unreadable | {r for r in failed_before if r in old_docs}))
+    removed = tuple(r for r in old_docs if r not in by_rel and r not in unreadable)
+    return added, changed, removed, unchanged, skipped
+
+
 def _fill(settings: Settings, emb: Embedder | None, report: BuildReport, progress: Progress | None,
           cancel: threading.Event | None, t0: float) -> BuildReport:
     emb = emb if emb is not None else embedder_for(settings)
@@ -200,7 +224,15 @@ def fill_vectors(settings: Settings, embedder: Embedder | None = None, *, progre
     """Embed the live index's chunks that have no dense vector yet (after build_index(wait=False)),
     publishing generations as vectors fill in; `on_publish` is called after each. Then, every vector in,
     merges and ANN indexes as the policy says (stopped too by `cancel`). Returns a FillReport."""
+    from .store import store_for
+
     emb = embedder if embedder is not None else embedder_for(settings)
+    return store_for(settings).fill(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
+
+
+def fill_local(settings: Settings, emb: Embedder, *, progress: Progress | None = None,
+               cancel: threading.Event | None = None, on_publish: Callable[[], None] | None = None):  # noqa: ANN201
+    """fill_vectors on the local store."""
     with layout.writer_lock(settings.index_dir):
         report = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
         done = report.pending == 0 and not (cancel is not None and cancel.is_set())
@@ -213,6 +245,12 @@ def optimize_index(settings: Settings) -> list[str]:
     """Merge every segment into one (deleted rows dropped) and give it its ANN index if it is large enough
     (`assistant index --optimize`); what was done, one line each. Waits for nothing: a fill in progress
     holds the lock and IndexLockedError says so."""
+    from .store import store_for
+
+    return store_for(settings).optimize(settings)
+
+
+def optimize_local(settings: Settings) -> list[str]:
     with layout.writer_lock(settings.index_dir):
         gen = layout.require_generation(settings.index_dir)
         if Manifest.read(gen / layout.MANIFEST).pending:

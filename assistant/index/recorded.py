@@ -28,8 +28,11 @@ def recorded_manifest(index_dir: Path) -> Manifest | None:
 
 def settings_of_index(settings: Settings, explicit: Collection[str]) -> tuple[Settings, list[str]]:
     """`settings` with every recorded setting the user did not set explicitly taken from the index in
-    settings.index_dir; also the names of the settings so taken. Without an index, `settings` as they are."""
-    manifest = recorded_manifest(settings.index_dir)
+    settings.store (local: settings.index_dir); also the names of the settings so taken. Without an index,
+    `settings` as they are."""
+    from .store import store_for
+
+    manifest = store_for(settings).recorded()
     if manifest is None:
         return settings, []
     recorded = {"model": manifest.model, "chunk_tokens": manifest.chunk_tokens,

@@ -56,7 +56,10 @@ class ExactVectors:
             kk = min(k, len(prow))
             for qi in range(len(queries)):
                 col = sims[:, qi]
-                top = np.argpartition(-col, kk - 1)[:kk] if kk < len(col) else np.arange(len(col))
+                if kk < len(col):  # the top k and every row tied with the k-th: top_k's tie-break decides
+                    top = np.flatnonzero(col >= col[np.argpartition(-col, kk - 1)[kk - 1]])
+                else:
+                    top = np.arange(len(col))
                 top = top[np.isfinite(col[top])]
                 rows_out[qi].append(np.asarray(prow)[top])
                 scores_out[qi].append(col[top])

@@ -11,7 +11,8 @@ from .. import validate
 from ..embed import Embedder, LazyEmbedder, embedder_for
 from ..errors import IndexMismatchError, InputError
 from ..index.build import wanted_manifest
-from ..index.reader import DocInfo, IndexReader, open_index
+from ..index.reader import DocInfo
+from ..index.store import Reader, store_for
 from ..index.terms import tokenize
 from ..records import Hit
 from ..settings import Settings
@@ -19,7 +20,7 @@ from .fusion import Candidate, drop_near_duplicates, merge_overlapping, rrf
 
 
 class Retriever:
-    def __init__(self, reader: IndexReader, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, reader: Reader, embedder: Embedder, settings: Settings) -> None:
         self.settings = settings
         self.reader = reader
         self.embedder = embedder
@@ -31,11 +32,12 @@ class Retriever:
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> Retriever:
-        """Load the index in settings.index_dir, refusing one built with another model or chunk settings."""
+        """Load the index of settings.store (local: settings.index_dir), refusing one built with another model
+        or chunk settings."""
         model_id = embedder.model_id if embedder is not None else settings.model
         emb = embedder if embedder is not None else embedder_for(settings)
         wanted = wanted_manifest(settings, model_id, backend=str(getattr(emb, "backend", "torch")))
-        reader = open_index(settings.index_dir, wanted=wanted)
+        reader = store_for(settings).open(wanted)
         return cls(reader, emb, settings)
 
     # -- documents -------------------------------------------------------------------------------------
