@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ARTICLES
 from tests.servers import ROOT, free_port
-from tests.test_ui_server import _add_event, _file_data, _run_event, _upload
+from tests.test_ui_server import _ADD_VIEW, _add_event, _file_data, _run_event, _upload
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
@@ -42,7 +42,7 @@ def test_an_upload_through_one_server_is_answerable_from_the_other(tmp_path: Pat
         before = second.post("/v1/ask", json={"question": "Who founded the Zephyr Bakery?"}).json()
         assert before["abstained"]
         path = _upload(first, "zephyr.txt", BAKERY).json()[0]
-        status = _run_event(first, _add_event(demos[0]), [[_file_data(path, "zephyr.txt")]])[0]
+        status = _run_event(first, _add_event(demos[0]), [[_file_data(path, "zephyr.txt")], *_ADD_VIEW])[0]
         assert "Added zephyr.txt" in status, status
         after = second.post("/v1/ask", json={"question": "Who founded the Zephyr Bakery?"}).json()
         assert not after["abstained"] and "Ingrid Solberg" in after["answer"], after
