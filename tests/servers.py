@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.openai_server import free_port  # noqa: F401  (the API tests take it from here)
+
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Who is Alex Turner?"
 USER, PASSWORD, TOKEN = "reader", "s3cret-pass", "tok-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
