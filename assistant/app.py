@@ -50,8 +50,15 @@ class Assistant:
         self.settings = settings
         self._retriever = retriever
         self._embedder = retriever.embedder
+        from .index.fill import backend_of
+        from .index.sentvec import SentenceLookup
+
+        # Sentence vectors the index stored when it embedded the documents (sentvec.py): answers read them
+        # instead of embedding; they are keyed by the sentence's text, so they cannot outlive it.
+        stored = SentenceLookup(settings.index_dir, retriever.embedder.model_id, backend_of(retriever.embedder),
+                                retriever.reader.manifest.dimension) if settings.sentence_vectors else None
         self._extractive = ExtractiveAnswerer(retriever.embed, threshold=settings.abstain_threshold,
-                                              max_sentences=settings.answer_sentences)
+                                              max_sentences=settings.answer_sentences, stored=stored)
         self._llm = None
         self._swap = threading.Lock()  # guards replacing the retriever after an index update
         self._write = threading.Lock()  # one index update at a time from this process

@@ -67,6 +67,10 @@ class Settings:
     progressive_min_chunks: int = _f(512, "A build with more chunks than this to embed makes the index searchable "
                                           "first (lexically) and fills in the dense vectors behind it.")
     embed_cache_mb: float = _f(2048.0, "Disk bound of the embedding cache (vectors by text, beside the index).")
+    sentence_vectors: bool = _f(True, "Embed every quotable sentence when a document is indexed (sentences.sqlite "
+                                      "beside the index), so that answers do not embed at question time.")
+    sentence_store_mb: float = _f(4096.0, "Disk bound of the stored sentence vectors; beyond it the least recently "
+                                          "stored go, and their sentences are embedded when quoted.")
     ann_threshold: int = _f(100_000, "A segment with this many vectors or more is searched by an approximate "
                             "(IVF-SQ8) index; below it, search is exact. 0: always exact.")
     ann_nprobe: int = _f(0, "IVF lists an approximate search probes; 0: an eighth of them, at least 256 "
@@ -104,8 +108,8 @@ class Settings:
                               f"{self.ann_threshold} and {self.ann_nprobe}")
         if self.fetch_k < 1:
             raise ConfigError(f"fetch_k: must be at least 1, got {self.fetch_k}")
-        for name in ("embed_cache_mb", "max_upload_mb", "max_file_mb", "max_question_chars", "max_history_turns",
-                     "max_k"):
+        for name in ("embed_cache_mb", "sentence_store_mb", "max_upload_mb", "max_file_mb", "max_question_chars",
+                     "max_history_turns", "max_k"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if not 1 <= self.k <= self.max_k:

@@ -113,7 +113,9 @@ def test_identical_texts_are_embedded_once(tmp_path: Path) -> None:
     page = "# Shared page\n\n" + "\n\n".join(f"Boilerplate paragraph {j} about licences." for j in range(12))
     for i in range(5):
         (docs / f"copy{i}.md").write_text(page, encoding="utf-8")
-    s = Settings.load(env={}, docs_dir=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4)
+    # Chunk vectors only: sentence vectors (sentvec.py) are counted in test_sentvec.py.
+    s = Settings.load(env={}, docs_dir=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4,
+                      sentence_vectors=False)
     emb = HashEmbedder()
     report = build_index(s, embedder=emb)
     assert report.chunks == 5 * emb.embedded and emb.embedded > 1
@@ -122,7 +124,8 @@ def test_identical_texts_are_embedded_once(tmp_path: Path) -> None:
 def test_a_settings_change_re_embeds_only_the_texts_that_changed(tmp_path: Path) -> None:
     docs = _corpus(tmp_path / "docs", 2)
     (docs / "short.md").write_text("# Short\n\nOne short page.\n", encoding="utf-8")
-    s = Settings.load(env={}, docs_dir=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4)
+    s = Settings.load(env={}, docs_dir=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4,
+                      sentence_vectors=False)
     build_index(s, embedder=HashEmbedder())
     again = HashEmbedder()
     report = build_index(s.replace(chunk_tokens=48), embedder=again)
@@ -135,6 +138,7 @@ def test_a_settings_change_re_embeds_only_the_texts_that_changed(tmp_path: Path)
 def test_cancel_stops_at_a_slice_boundary_and_keeps_what_was_embedded(progressive: Settings) -> None:
     from assistant.index import fill
 
+    progressive = progressive.replace(sentence_vectors=False)  # chunk vectors are what is counted
     cancel = threading.Event()
     fill.EMBED_SLICE, old_slice = 8, fill.EMBED_SLICE
     try:

@@ -14,15 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..index.terms import tokenize
+from ..quotable import is_statement, question_before
 from ..records import Answer, Citation, Document, Hit, Turn
 from ..sentences import paragraph_spans, sentence_spans
 from .prompts import ABSTAIN_TEXT
 from .question import analyze, has_type
 
 Embed = Callable[[Sequence[str]], np.ndarray]
-
-_TERMINAL = re.compile(r"[.!?…:;]['\"”’)\]]*$")
-_WORD = re.compile(r"\w+")
+Lookup = Callable[[Sequence[str]], Mapping[str, np.ndarray]]  # vectors stored at index time, by text
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,10 @@ class SentenceCache:
     across questions, and a key made of the words themselves can never describe other words after a
     document changes (a key of source and offsets did: it quoted a replaced sentence)."""
 
-    def __init__(self, embed: Embed, size: int = 50_000) -> None:
+    def __init__(self, embed: Embed, size: int = 50_000, stored: Lookup | None = None) -> None:
         self._embed = embed
+        self._stored = stored
+        self.embedded = 0  # sentences this cache had to embed (not in memory, not stored by the index)
         self._size = size
         self._data: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -72,9 +73,19 @@ class SentenceCache:
         keys = [_text_key(t) for t in texts]
         with self._lock:
             missing = [i for i, key in enumerate(keys) if key not in self._data]
+        if missing and self._stored is not None:
+            found = self._stored([texts[i] for i in missing])
+            if found:
+                with self._lock:
+                    for i in missing:
+                        v = found.get(texts[i])
+                        if v is not None:
+                            self._data[keys[i]] = v
+                missing = [i for i in missing if texts[i] not in found]
         if missing:
             new = self._embed([texts[i] for i in missing])
             with self._lock:
+                self.embedded += len(missing)
                 for i, v in zip(missing, new, strict=True):
                     self._data[keys[i]] = v
                 while len(self._data) > self._size:
@@ -91,46 +102,14 @@ class SentenceCache:
         return np.stack(out) if out else np.zeros((0, 1), dtype=np.float32)
 
 
-def _is_statement(text: str) -> bool:
-    words = _WORD.findall(text)
-    if len(words) < 4 or text.rstrip().endswith("?"):
-        return False
-    stripped = text.lstrip()
-    if stripped.startswith((">>>", "...", "$ ", "#", "|")):
-        return False  # interactive sessions, shell lines, comments, table rows: not prose to quote
-    letters = sum(ch.isalpha() for ch in stripped)
-    if letters < 0.6 * sum(not ch.isspace() for ch in stripped):
-        return False  # mostly code or symbols
-    # Headings and labels: short and without end punctuation.
-    return bool(_TERMINAL.search(text.rstrip())) or len(words) >= 12
-
-
-def _question_before(doc_text: str, doc: Document | None, para_start: int) -> tuple[int, int]:
-    """A question that introduces the paragraph at `para_start`: the previous paragraph when it is one
-    sentence ending in '?', or else the enclosing heading when it ends in '?'."""
-    back = doc_text.rfind("\n\n", 0, max(0, para_start - 1))
-    prev = paragraph_spans(doc_text, back + 1 if back >= 0 else 0, para_start)
-    if prev:
-        s, e = prev[-1]
-        if doc_text[s:e].rstrip().endswith("?") and len(sentence_spans(doc_text, s, e)) == 1:
-            return s, e
-    if doc is not None:
-        for sec in reversed(doc.sections):
-            if sec.start <= para_start:
-                if sec.title.rstrip().endswith("?"):
-                    return sec.start, sec.start + len(sec.title)
-                break
-    return -1, -1
-
-
 class ExtractiveAnswerer:
     def __init__(self, embed: Embed, *, threshold: float, max_sentences: int = 3,
-                 scoring: Scoring | None = None) -> None:
+                 scoring: Scoring | None = None, stored: Lookup | None = None) -> None:
         self.threshold = threshold
         self.max_sentences = max_sentences
         self.scoring = scoring or Scoring()
         self._embed = embed
-        self.cache = SentenceCache(embed)
+        self.cache = SentenceCache(embed, stored=stored)
 
     def candidates(self, hits: Sequence[Hit], doc_texts: Mapping[str, str],
                    documents: Mapping[str, Document]) -> list[_Cand]:
@@ -140,13 +119,13 @@ class ExtractiveAnswerer:
             text = doc_texts[h.source]
             doc = documents.get(h.source)
             for ps, pe in paragraph_spans(text, h.start, h.end):
-                qs, qe = _question_before(text, doc, ps)
+                qs, qe = question_before(text, doc, ps)
                 path = doc.heading_path(ps) if doc is not None else ()
                 heading = path[-1] if path and path[-1] != doc.title else ""
                 for s, e in sentence_spans(text, ps, pe):
                     sent = text[s:e]
                     norm = " ".join(sent.split()).lower()
-                    if norm in seen or not _is_statement(sent):
+                    if norm in seen or not is_statement(sent):
                         continue
                     seen.add(norm)
                     out.append(_Cand(h.source, s, e, sent, h, qs, qe, heading))

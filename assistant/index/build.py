@@ -21,6 +21,7 @@ from .manifest import FORMAT_VERSION, Manifest
 from .merge import maintain
 from .reader import IndexReader, open_generation
 from .report import BuildReport
+from .sentvec import fill_sentences
 from .write import write_generation
 
 Progress = Callable[[str, int, int, str], None]  # (stage, done, total, item: a file being read, a rate)
@@ -149,6 +150,11 @@ def build_local(settings: Settings, *, embedder: Embedder | None = None, rebuild
         finally:
             if old_reader is not None:
                 old_reader.close()
+        if report.pending == 0 and settings.sentence_vectors and not (cancel is not None and cancel.is_set()):
+            t = time.perf_counter()
+            emb = embedder if embedder is not None else embedder_for(settings)
+            fill_sentences(settings, emb, list(paths) if targeted else None, progress, cancel)
+            report.timings["sentences"] = time.perf_counter() - t
         if merge and report.pending == 0 and not (cancel is not None and cancel.is_set()):
             t = time.perf_counter()
             maintain(settings)
@@ -236,6 +242,8 @@ def fill_local(settings: Settings, emb: Embedder, *, progress: Progress | None =
     with layout.writer_lock(settings.index_dir):
         report = fill_vectors_locked(settings, emb, progress=progress, cancel=cancel, on_publish=on_publish)
         done = report.pending == 0 and not (cancel is not None and cancel.is_set())
+        if done:
+            fill_sentences(settings, emb, None, progress, cancel)
         if done and maintain(settings, cancel=cancel) and on_publish is not None:
             on_publish()
         return report

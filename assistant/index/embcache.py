@@ -36,9 +36,9 @@ def text_key(namespace: str, text: str) -> bytes:
 
 
 class EmbeddingCache:
-    def __init__(self, index_dir: Path, namespace: str, dimension: int) -> None:
+    def __init__(self, index_dir: Path, namespace: str, dimension: int, file: str = FILE, wal: bool = True) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
-        self.path = index_dir / FILE
+        self.path = index_dir / file
         self.namespace = namespace
         self.dimension = dimension
         self._lock = threading.Lock()
@@ -46,7 +46,9 @@ class EmbeddingCache:
         # 16 KiB pages hold a 1.5 KiB vector row inline; at SQLite's default 4 KiB each row spilled into an
         # overflow page and took 4.7 KB on disk (effective for a new file only).
         self._con.execute("PRAGMA page_size = 16384")
-        self._con.execute("PRAGMA journal_mode=WAL")
+        # WAL lets a build read while it writes; a file that query processes read (sentvec.py) keeps a rollback
+        # journal instead, since a WAL reader creates -wal and -shm files: a query must write nothing.
+        self._con.execute(f"PRAGMA journal_mode={'WAL' if wal else 'DELETE'}")
         self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.executescript(_SCHEMA)
         # Opening reads no row: "used" ticks are microseconds since the epoch (monotonic within a process),
@@ -82,6 +84,20 @@ class EmbeddingCache:
                         out[bytes(key)] = vec
                 if part:
                     self._con.execute(f"UPDATE vectors SET used = ? WHERE key IN ({marks})", [tick, *part])
+        return out
+
+    def peek(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """The cached vectors of `keys` (those present), without marking them: a read that writes nothing."""
+        out: dict[bytes, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._lock:
+            for i in range(0, len(unique), _CHUNK):
+                part = unique[i:i + _CHUNK]
+                marks = ",".join("?" * len(part))
+                for key, blob in self._con.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part):
+                    vec = np.frombuffer(blob, dtype=np.float32)
+                    if vec.shape == (self.dimension,):
+                        out[bytes(key)] = vec
         return out
 
     def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
@@ -125,6 +141,20 @@ class EmbeddingCache:
                     "DELETE FROM vectors WHERE key IN (SELECT key FROM vectors ORDER BY used LIMIT ?)",
                     (total - most,)).rowcount
             self._con.execute("DELETE FROM keep")
+            self._set_rows(int(self._con.execute("SELECT count(*) FROM vectors").fetchone()[0]))
+            self._con.execute("COMMIT")
+        return gone
+
+    def trim(self, max_mb: float) -> int:
+        """Delete the least recently used vectors beyond `max_mb`; returns how many were deleted."""
+        most = self.rows_within(max_mb)
+        with self._lock:
+            if self._rows <= most:
+                return 0
+            self._con.execute("BEGIN")
+            gone = self._con.execute(
+                "DELETE FROM vectors WHERE key IN (SELECT key FROM vectors ORDER BY used LIMIT ?)",
+                (self._rows - most,)).rowcount
             self._set_rows(int(self._con.execute("SELECT count(*) FROM vectors").fetchone()[0]))
             self._con.execute("COMMIT")
         return gone

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -27,6 +29,8 @@ class Retriever:
         # A model that is not loaded yet (LazyEmbedder) is checked when it is first needed, so a server can
         # answer its first page while the model loads.
         self._checked = False
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._recent_lock = threading.Lock()
         if not isinstance(embedder, LazyEmbedder) or embedder.loaded:
             self._check_model()
 
@@ -138,9 +142,23 @@ class Retriever:
         return m.dense_count, m.chunks
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of `texts`. The last few query texts are remembered (by their exact text, for this
+        retriever's model): an answer scores its sentences against the vector its search just made."""
         if not self._checked:
             self._check_model()
-        return self.embedder.embed(texts)
+        with self._recent_lock:
+            hit = [self._recent.get(t) for t in texts]
+        if texts and all(v is not None for v in hit):
+            return np.stack(hit)  # type: ignore[arg-type]
+        out = self.embedder.embed(texts)
+        if len(texts) <= 4:  # queries, not a batch of sentences
+            with self._recent_lock:
+                for t, v in zip(texts, out, strict=True):
+                    self._recent[t] = v
+                    self._recent.move_to_end(t)
+                while len(self._recent) > 64:
+                    self._recent.popitem(last=False)
+        return out
 
     def _check_model(self) -> None:
         dim, want = self.embedder.dimension, self.reader.manifest.dimension
