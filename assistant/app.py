@@ -45,20 +45,17 @@ class UploadReport:
 
 class Assistant:
     def __init__(self, settings: Settings, retriever: Retriever) -> None:
-        from .answer.extractive import ExtractiveAnswerer
+        from .answer.extractive import ExtractiveAnswerer, Scoring
 
         self.settings = settings
         self._retriever = retriever
         self._embedder = retriever.embedder
-        from .index.fill import backend_of
-        from .index.sentvec import SentenceLookup
-
         # Sentence vectors the index stored when it embedded the documents (sentvec.py): answers read them
         # instead of embedding; they are keyed by the sentence's text, so they cannot outlive it.
-        stored = SentenceLookup(settings.index_dir, retriever.embedder.model_id, backend_of(retriever.embedder),
-                                retriever.reader.manifest.dimension) if settings.sentence_vectors else None
+        stored = retriever.sentences
         self._extractive = ExtractiveAnswerer(retriever.embed, threshold=settings.abstain_threshold,
-                                              max_sentences=settings.answer_sentences, stored=stored)
+                                              max_sentences=settings.answer_sentences, stored=stored,
+                                              scoring=Scoring(asked_for=settings.asked_for_weight))
         self._llm = None
         self._swap = threading.Lock()  # guards replacing the retriever after an index update
         self._write = threading.Lock()  # one index update at a time from this process
@@ -196,6 +193,8 @@ class Assistant:
         retriever = retriever or self._retriever
         t0 = time.perf_counter()
         context = history[-1].question if history else ""
+        if history and s.context_answer and history[-1].citations:
+            context += " " + " ".join(c.quote for c in history[-1].citations)
         hits, timings = retriever.search_with_timings(question, k, context=context)
         timings["search_ms"] = (time.perf_counter() - t0) * 1000
         notices: tuple[str, ...] = lexical_notice(retriever)

@@ -38,6 +38,31 @@ class Scoring:
     other_doc: float = 0.02  # ... but one from another document than the best must be this close
     redundant: float = 0.85  # sentences this similar to a chosen one are left out
     heading_lexical: bool = True  # count the question's words found in the sentence's heading too
+    asked_for: float = 0.0  # a sentence that holds what the question asks for: a default, a definition
+
+
+_DEFAULT_Q = re.compile(r"\bdefaults?\b", re.I)
+_DEFAULT_A = re.compile(r"\bdefaults?\b|\bdefaulted\b", re.I)
+# "What is a hot standby?", "What does CREATE EXTENSION do?", "What is pg_basebackup used for?"
+_DEFINE_Q = re.compile(r"^\s*what (?:is|are|does|do) (?:an? |the )?(?P<term>[^?]+?)"
+                       r"(?: (?:do|does|mean|means|used for|for))?\s*\??\s*$", re.I)
+
+
+def asked_for(question: str) -> tuple[bool, frozenset[str]]:
+    """(the question asks for a default, the words of the term it asks to define)."""
+    if _DEFAULT_Q.search(question):
+        return True, frozenset()
+    m = _DEFINE_Q.match(re.sub(r"\s+(?:actually|really|exactly)\b", "", question, flags=re.I))
+    term = frozenset(tokenize(m.group("term"))) if m and len(m.group("term").split()) <= 4 else frozenset()
+    return False, term
+
+
+def gives(sentence: str, default: bool, term: frozenset[str]) -> bool:
+    """Whether a sentence holds what asked_for says the question asks for: it states a default, or it
+    opens with the term it defines ("Hot standby is the term used to ...")."""
+    if default and _DEFAULT_A.search(sentence):
+        return True
+    return bool(term) and term <= set(tokenize(" ".join(sentence.split()[: len(term) + 2])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +177,7 @@ class ExtractiveAnswerer:
             for key, v in zip(qa_keys, qav @ qv[0], strict=True):
                 qa_sim[key] = float(v)
         qterms = set(tokenize(question))
+        want_default, term = asked_for(question) if sc.asked_for else (False, frozenset())
         previous = history[-1].citations if history else ()
         scores = np.empty(len(cands))
         for i, c in enumerate(cands):
@@ -161,6 +187,8 @@ class ExtractiveAnswerer:
             evidence = max(float(sim[i]), sc.qa * qa + sc.qa_own * float(sim[i]))
             near = any(p.source == c.source and p.passage_start <= c.start < p.passage_end for p in previous)
             scores[i] = evidence + sc.lexical * lex - sc.rank * (c.hit.rank - 1) + sc.continuity * near
+            if (want_default or term) and gives(c.text, want_default, term):
+                scores[i] += sc.asked_for
         return cands, scores, sv
 
     def eligible(self, question: str, cands: Sequence[_Cand], hits: Sequence[Hit]) -> list[bool] | None:
