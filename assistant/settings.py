@@ -44,17 +44,14 @@ class Settings:
                           "outvoted by passages both rankings hold only halfway down.")
     dense_weight: float = _f(1.0, "Weight of the dense ranking in fusion.")
     bm25_weight: float = _f(1.0, "Weight of the BM25 ranking in fusion.")
-    sentence_weight: float = _f(0.0, "Weight in fusion of a ranking of the fused head by its best sentence's "
-                                     "similarity to the query (stored sentence vectors; 0: off).")
     context_weight: float = _f(0.6, "Weight of a follow-up's second query (the previous question and this one) "
                                     "against the question alone (1.0).")
-    context_answer: bool = _f(False, "A follow-up's second query also holds the previous answer's words.")
-    sentence_head: int = _f(30, "Fused candidates the sentence ranking re-ranks.")
+    context_answer: bool = _f(True, "A follow-up's second query also holds the previous answer's words.")
     duplicate_threshold: float = _f(0.9, "Passages this similar (cosine) to a better one elsewhere are "
                                           "dropped, so copies of one text do not fill the results; 1 keeps all.")
     abstain_threshold: float = _f(0.34, "Evidence score under which the answer abstains.")
     answer_sentences: int = _f(3, "Most sentences an extractive answer quotes.")
-    asked_for_weight: float = _f(0.0, "Extractive answers: bonus for a sentence that holds what the question asks "
+    asked_for_weight: float = _f(0.1, "Extractive answers: bonus for a sentence that holds what the question asks "
                                       "for (a default, the definition of the term asked about).")
     mode: str = _f("extractive", "Answer mode: extractive or llm.")
     llm_base_url: str = _f("", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (empty: no LLM).")

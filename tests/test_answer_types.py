@@ -43,9 +43,31 @@ def test_the_bonus_moves_the_sentence_that_holds_the_default_first() -> None:
 
     q = "What is the default for work_mem?"
     args = (q, [hit], {"c.html": text}, {"c.html": doc})
-    cands, plain, _ = ExtractiveAnswerer(embed, threshold=0.1).score(*args)
+    cands, plain, _ = ExtractiveAnswerer(embed, threshold=0.1, scoring=Scoring(asked_for=0.0)).score(*args)
     _, bonus, _ = ExtractiveAnswerer(embed, threshold=0.1, scoring=Scoring(asked_for=0.1)).score(*args)
     extra = {c.text: round(float(b - p), 6) for c, p, b in zip(cands, plain, bonus, strict=True)}
     assert extra == {"Sets the base maximum amount of memory used by a query operation before writing to temporary "
                      "disk files.": 0.0, "If this value is specified without units, it is taken as kilobytes.": 0.0,
                      "The default value is four megabytes (4MB).": 0.1}
+
+
+def test_a_follow_up_searches_with_the_previous_answers_quotes(settings, hash_embedder) -> None:
+    from assistant.app import Assistant
+    from assistant.records import Turn
+
+    a = Assistant.open(settings, embedder=hash_embedder)
+    first = a.ask("Who is Jane Williams?")
+    assert first.citations
+    seen: list[str] = []
+    search = a.retriever.search_with_timings
+
+    def spy(query, k=None, *, context="", retrieval=None):  # noqa: ANN001, ANN202
+        seen.append(context)
+        return search(query, k, context=context, retrieval=retrieval)
+
+    a.retriever.search_with_timings = spy
+    a.ask("And where did she work before?", history=[Turn(first.question, first.text, first.citations)])
+    assert seen[-1].startswith("Who is Jane Williams?") and first.citations[0].quote in seen[-1]
+    off = Assistant(settings.replace(context_answer=False), a.retriever)
+    off.ask("And where did she work before?", history=[Turn(first.question, first.text, first.citations)])
+    assert seen[-1] == "Who is Jane Williams?"

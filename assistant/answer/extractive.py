@@ -38,7 +38,7 @@ class Scoring:
     other_doc: float = 0.02  # ... but one from another document than the best must be this close
     redundant: float = 0.85  # sentences this similar to a chosen one are left out
     heading_lexical: bool = True  # count the question's words found in the sentence's heading too
-    asked_for: float = 0.0  # a sentence that holds what the question asks for: a default, a definition
+    asked_for: float = 0.1  # a sentence that holds what the question asks for: a default, a definition
 
 
 _DEFAULT_Q = re.compile(r"\bdefaults?\b", re.I)

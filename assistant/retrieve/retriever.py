@@ -18,7 +18,6 @@ from ..index.reader import DocInfo
 from ..index.sentvec import SentenceLookup
 from ..index.store import Reader, store_for
 from ..index.terms import tokenize
-from ..quotable import quotable_spans
 from ..records import Hit
 from ..settings import Settings
 from .fusion import Candidate, drop_near_duplicates, merge_overlapping, rrf
@@ -121,16 +120,6 @@ class Retriever:
             timings["bm25_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         fused = rrf(rankings, weights, s.rrf_k)
-        if s.sentence_weight > 0 and mode == "hybrid" and self.sentences is not None:
-            # Score the head by its best sentence (max-sim over stored sentence vectors), as one more
-            # ranking: a passage whose one sentence answers the question outranks one that is on topic.
-            head = [key for key, _ in fused[: s.sentence_head]]
-            best = self._best_sentence(qv[0], head)
-            if best:
-                rankings.append(sorted(best, key=lambda key: -best[key]))
-                weights.append(s.sentence_weight)
-                fused = rrf(rankings, weights, s.rrf_k)
-            timings["sentences_ms"] = (time.perf_counter() - t) * 1000
         # Only the head of the fused list can reach the k hits (after merging and near-duplicate removal,
         # which drops at most a few): its chunks are read from the index, the tail never is.
         head_keys = [key for key, _ in fused[: max(8 * k, 2 * fetch)]]
@@ -151,22 +140,6 @@ class Retriever:
         hits = merge_overlapping(cands, self.reader.doc_texts, k)
         timings["fuse_ms"] = (time.perf_counter() - t) * 1000
         return hits, timings
-
-    def _best_sentence(self, qv: np.ndarray, keys: Sequence[int]) -> dict[int, float]:
-        """key -> the highest cosine of the query with a stored vector of one of the chunk's sentences."""
-        chunks = self.reader.chunks(keys)
-        per_key: dict[int, list[str]] = {}
-        for key in keys:
-            ch = chunks.get(key)
-            if ch is not None:
-                per_key[key] = [ch.text[a:b] for _, a, b in quotable_spans(ch.text)]
-        found = self.sentences([t for ts in per_key.values() for t in ts]) if per_key else {}
-        out: dict[int, float] = {}
-        for key, ts in per_key.items():
-            vs = [found[t] for t in ts if t in found]
-            if vs:
-                out[key] = float(np.max(np.stack(vs) @ qv))
-        return out
 
     def dense_status(self) -> tuple[int, int]:
         """(chunks with a dense vector, chunks): equal once the index is complete."""
