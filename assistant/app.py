@@ -193,8 +193,6 @@ class Assistant:
         retriever = retriever or self._retriever
         t0 = time.perf_counter()
         context = history[-1].question if history else ""
-        if history and s.context_answer and history[-1].citations:
-            context += " " + " ".join(c.quote for c in history[-1].citations)
         hits, timings = retriever.search_with_timings(question, k, context=context)
         timings["search_ms"] = (time.perf_counter() - t0) * 1000
         notices: tuple[str, ...] = lexical_notice(retriever)

@@ -46,7 +46,6 @@ class Settings:
     bm25_weight: float = _f(1.0, "Weight of the BM25 ranking in fusion.")
     context_weight: float = _f(0.6, "Weight of a follow-up's second query (the previous question and this one) "
                                     "against the question alone (1.0).")
-    context_answer: bool = _f(True, "A follow-up's second query also holds the previous answer's words.")
     duplicate_threshold: float = _f(0.9, "Passages this similar (cosine) to a better one elsewhere are "
                                           "dropped, so copies of one text do not fill the results; 1 keeps all.")
     abstain_threshold: float = _f(0.34, "Evidence score under which the answer abstains.")

@@ -50,24 +50,3 @@ def test_the_bonus_moves_the_sentence_that_holds_the_default_first() -> None:
                      "disk files.": 0.0, "If this value is specified without units, it is taken as kilobytes.": 0.0,
                      "The default value is four megabytes (4MB).": 0.1}
 
-
-def test_a_follow_up_searches_with_the_previous_answers_quotes(settings, hash_embedder) -> None:
-    from assistant.app import Assistant
-    from assistant.records import Turn
-
-    a = Assistant.open(settings, embedder=hash_embedder)
-    first = a.ask("Who is Jane Williams?")
-    assert first.citations
-    seen: list[str] = []
-    search = a.retriever.search_with_timings
-
-    def spy(query, k=None, *, context="", retrieval=None):  # noqa: ANN001, ANN202
-        seen.append(context)
-        return search(query, k, context=context, retrieval=retrieval)
-
-    a.retriever.search_with_timings = spy
-    a.ask("And where did she work before?", history=[Turn(first.question, first.text, first.citations)])
-    assert seen[-1].startswith("Who is Jane Williams?") and first.citations[0].quote in seen[-1]
-    off = Assistant(settings.replace(context_answer=False), a.retriever)
-    off.ask("And where did she work before?", history=[Turn(first.question, first.text, first.citations)])
-    assert seen[-1] == "Who is Jane Williams?"

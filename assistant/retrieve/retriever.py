@@ -151,19 +151,26 @@ class Retriever:
         retriever's model): an answer scores its sentences against the vector its search just made."""
         if not self._checked:
             self._check_model()
+        if len(texts) > 4:  # a batch of sentences, not queries
+            return self.embedder.embed(texts)
         with self._recent_lock:
-            hit = [self._recent.get(t) for t in texts]
-        if texts and all(v is not None for v in hit):
-            return np.stack(hit)  # type: ignore[arg-type]
-        out = self.embedder.embed(texts)
-        if len(texts) <= 4:  # queries, not a batch of sentences
-            with self._recent_lock:
-                for t, v in zip(texts, out, strict=True):
-                    self._recent[t] = v
-                    self._recent.move_to_end(t)
-                while len(self._recent) > 64:
-                    self._recent.popitem(last=False)
-        return out
+            got = [self._recent.get(t) for t in texts]
+        # Each query alone: a vector must not depend on which texts shared its batch (padding changes the
+        # last bits), so that a query ranks the same whether or not its vector was remembered.
+        for i, t in enumerate(texts):
+            if got[i] is None:
+                got[i] = self.embedder.embed([t])[0]
+                with self._recent_lock:
+                    self._recent[t] = got[i]
+                    while len(self._recent) > 64:
+                        self._recent.popitem(last=False)
+            else:
+                with self._recent_lock:
+                    if t in self._recent:
+                        self._recent.move_to_end(t)
+        if not texts:
+            return self.embedder.embed(texts)
+        return np.stack(got)  # type: ignore[arg-type]
 
     def _check_model(self) -> None:
         dim, want = self.embedder.dimension, self.reader.manifest.dimension
