@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.answer.extractive import ExtractiveAnswerer, Scoring
-from assistant.answer.question import analyze, has_type
+from assistant.answer.question import analyze, has_type, names
 from assistant.embed import HashEmbedder
 from assistant.records import Hit
 
@@ -73,3 +73,28 @@ def test_question_words_in_a_sentence_heading_count_as_overlap() -> None:
         ans = answerer.answer("What is the default for work_mem?", [_hit(text, "c.html")], {"c.html": text},
                               {"c.html": doc})
         assert quote in ans.citations[0].quote
+
+
+@pytest.mark.parametrize(("question", "found"), [
+    ("What changed in PostgreSQL 23?", [("PostgreSQL 23", "version")]),
+    ("What is new in Python 3.19?", [("Python 3.19", "version")]),
+    ("When porting code to Python 3, which Python 2 versions remain?", [("Python 3", "version"), ("Python 2", "version")]),
+    ("What did Linus Torvalds write?", [("Linus Torvalds", "proper")]),
+    ("What is the default value of shared_buffers?", [("shared_buffers", "code")]),
+    ("What is the difference between re.match() and re.search()?", [("re.match()", "code"), ("re.search()", "code")]),
+    ("Why do I get an UnboundLocalError here?", [("UnboundLocalError", "code")]),
+    ("What does `work_mem` do?", [("work_mem", "code")]),
+    ("Why does it say 'No such file or directory'?", [("No such file or directory", "quoted")]),
+    ("What User-Agent does urllib send?", [("User-Agent", "proper")]),
+    ("Does SQLSTATE 23505 mean a duplicate key?", [("SQLSTATE", "proper")]),  # no version: 5 digits
+    ("Did the American team hit its numbers?", []),  # a nationality adjective names nothing
+    ("Python is great. Why is it slow? Maybe not.", []),  # sentence-initial words are not names
+    ("I think I'm lost", []),
+])
+def test_names(question: str, found: list[tuple[str, str]]) -> None:
+    assert [(n.text, n.kind) for n in names(question)] == found
+
+
+def test_a_version_keeps_its_base_and_number() -> None:
+    (n,) = names("Is PostgreSQL 15.2 faster?")
+    assert (n.kind, n.base, n.version) == ("version", "PostgreSQL", "15.2")
