@@ -248,3 +248,20 @@ def has_type(sentence: str, expected: str | None) -> bool:
         return True
     pattern = {"count": _COUNT_A, "money": _MONEY_A, "percent": _PERCENT_A, "date": _DATE_A}[expected]
     return bool(pattern.search(sentence))
+
+
+# "PostgreSQL 15", "Python 3.11", "PostgreSQL version 9.6": a word and the number that follows it.
+_MENTION = re.compile(r"\b([A-Za-z][\w+-]*)\s+(?:version\s+)?v?(\d{1,2}(?:\.\d{1,3}){0,2})(?![\d]|\.\d)")
+
+
+def version_mentions(text: str) -> set[tuple[str, str]]:
+    """Every (name in lower case, version) a text writes, such as ("python", "3.11")."""
+    return {(a.lower(), b) for a, b in _MENTION.findall(text)}
+
+
+def mentions_version(found: set[tuple[str, str]], name: Name) -> bool:
+    """Whether `found` (from version_mentions) holds `name`'s version, or one of its minor releases
+    ("Python 3" is in a text that writes "Python 3.11"). The name's last word is what the text has
+    before the number ("Amazon Aurora 3" → "aurora")."""
+    word = name.base.split()[-1].lower() if name.base else ""
+    return any(w == word and (v == name.version or v.startswith(name.version + ".")) for w, v in found)
