@@ -214,7 +214,7 @@ class Assistant:
                     if produced:
                         yield "\n\n"
         for event in self._extractive.stream(question, hits, retriever.doc_texts, retriever.reader.documents,
-                                             history):
+                                             history, retriever.reader):
             if isinstance(event, Answer):
                 yield _finish(replace(event, notices=event.notices + notices), timings, t0)
             else:

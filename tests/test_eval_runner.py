@@ -126,6 +126,42 @@ def test_run_eval_scores_every_question(docs: Path, questions: Path, tmp_path: P
     assert res.by_kind["unanswerable"]["abstain_correct"] == 0.5
 
 
+class _Reader:
+    """The index statistics probes need: term counts over the fake's sentences, and the texts."""
+
+    doc_texts = DOCS
+
+    def term_counts(self, terms):  # noqa: ANN001, ANN201
+        from assistant.index.terms import tokenize
+
+        chunks = [set(tokenize(s)) for text in DOCS.values() for s in text.split(".") if s.strip()]
+        return {t: sum(t in c for c in chunks) for t in terms}, len(chunks)
+
+
+def test_probes_are_asked_and_scored_apart_from_the_questions(docs: Path, questions: Path, tmp_path: Path):
+    class Pipeline(FakePipeline):
+        retriever = type("R", (), {"reader": _Reader()})()
+
+    s = Settings.load(env={}, docs_dir=docs, index_dir=tmp_path / "index", k=2)
+    plain = run_eval(s, questions, out_dir=tmp_path / "out", reference=s, open_assistant=Pipeline)
+    res = run_eval(s, questions, out_dir=tmp_path / "out", reference=s, open_assistant=Pipeline, probes=5)
+    assert [r.id for r in res.rows] == [r.id for r in plain.rows]  # the questions' scores are untouched
+    assert {k: v for k, v in res.overall.items() if "ms" not in k and "probe" not in k and "control" not in k} \
+        == {k: v for k, v in plain.overall.items() if "ms" not in k}
+    assert res.overall["false_abstention"] == 0.0 and plain.probe_rows == []
+    probes = [r for r in res.probe_rows if not r.answerable]
+    assert 0 < len(probes) <= 5 and res.counts["probes"] == len(probes)
+    assert all(r.kind.startswith("probe:") and r.id.startswith("probe-") for r in probes)
+    # The fake answers whenever a word overlaps: probes that keep a sentence's words get answered.
+    answered = [r for r in probes if not r.abstained]
+    assert answered and all(r.failures == ["wrong abstention"] for r in answered)
+    assert res.overall["probe_abstain_recall"] == pytest.approx(1 - len(answered) / len(probes))
+    kinds = {r.kind for r in res.probe_rows}
+    assert kinds <= set(res.by_kind) and all(res.by_kind[k]["n"] >= 1 for k in kinds)
+    md = format_markdown([res])
+    assert "## Probes — current" in md and answered[0].id in md
+
+
 def test_wrong_retrieval_and_missing_quote_are_reported(docs: Path, tmp_path: Path):
     path = tmp_path / "qs.jsonl"
     path.write_text(json.dumps(q("tricky", "When does a cat purr?", ["dogs.txt"],
@@ -208,6 +244,8 @@ def test_cli_eval_with_compare(docs: Path, questions: Path, tmp_path: Path, monk
 
     code = main(["eval", str(questions), "--docs", str(docs), "--out", str(out), "--compare", "nope=1"])
     assert code == 2 and "unknown setting 'nope'" in capsys.readouterr().err
+    code = main(["eval", str(questions), "--docs", str(docs), "--out", str(out), "--probes", "-1"])
+    assert code == 2 and "--probes: must be at least 0" in capsys.readouterr().err
 
 
 def test_help_does_not_import_torch():

@@ -184,6 +184,17 @@ def test_abstention_precision_recall_accuracy():
     assert none.precision.value is None and none.recall.value is None and none.accuracy.value == 1.0
 
 
+def test_false_abstention_is_the_share_of_answerable_questions_abstained_on():
+    abstained = [True, True, False, False, True]
+    answerable = [False, True, False, True, True]
+    s = m.false_abstention(abstained, answerable)
+    assert s.value == pytest.approx(2 / 3)
+    assert s.per_question == (None, 1.0, None, 0.0, 1.0)
+    assert m.false_abstention([True], [False]).value is None
+    with pytest.raises(ValueError):
+        m.false_abstention([True], [True, False])
+
+
 def test_percentiles_match_numpy():
     values = [120.0, 5.0, 33.0, 47.5, 8.0, 1000.0, 61.0]
     for q in (0, 50, 95, 100):

@@ -29,6 +29,8 @@ def test_pg_store_ranks_as_the_local_store(settings, hash_embedder, pg_url) -> N
     bm_local = local.reader.bm25(["tiktok", "meta"], 10)
     bm_pg = remote.reader.bm25(["tiktok", "meta"], 10)
     assert [s for _, s in bm_local] == pytest.approx([s for _, s in bm_pg], rel=1e-5)
+    terms = ["tiktok", "meta", "bellevu", "zebra"]
+    assert remote.reader.term_counts(terms) == local.reader.term_counts(terms)
     assert [d.path for d in local.documents()] == [d.path for d in remote.documents()]
     for h in remote.search(QUERIES[0], k=3):
         assert remote.document_text(h.source)[h.start:h.end] == h.text

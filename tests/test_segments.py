@@ -85,6 +85,27 @@ def test_an_incrementally_built_index_ranks_exactly_like_a_clean_rebuild(tmp_pat
     assert _rankings(s, emb) == _rankings(clean, emb)
 
 
+def test_term_counts_are_the_live_chunks_holding_each_term(tmp_path: Path) -> None:
+    """The answerer's vocabulary (df per term) over segments with deleted rows: a brute-force count."""
+    emb = HashEmbedder()
+    s = _settings(tmp_path)
+    docs = tmp_path / "docs"
+    _corpus(docs, range(0, 8))
+    build_index(s, embedder=emb)
+    _corpus(docs, range(8, 12))
+    (docs / "p03.txt").unlink()
+    build_index(s, embedder=emb)
+    reader = open_index(s.index_dir)
+    assert sum(m.deleted_rows for m in reader.manifest.segment_metas()) > 0
+    chunks = [set(tokenize(c.text)) for c, _ in reader.iter_chunks()]
+    terms = ["tiktok", "amazon", "livestream", "merchant", "zebra", "the"]
+    df, n = reader.term_counts(terms)
+    assert n == len(chunks)
+    assert df == {t: sum(t in c for c in chunks) for t in terms}
+    assert df["zebra"] == 0 and df["tiktok"] > 0
+    reader.close()
+
+
 def test_merges_keep_every_result(tmp_path: Path) -> None:
     emb = HashEmbedder()
     s = _settings(tmp_path)

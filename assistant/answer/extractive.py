@@ -7,9 +7,11 @@ import hashlib
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -18,7 +20,7 @@ from ..quotable import is_statement, question_before
 from ..records import Answer, Citation, Document, Hit, Turn
 from ..sentences import paragraph_spans, sentence_spans
 from .prompts import ABSTAIN_TEXT
-from .question import analyze, has_type
+from .question import GENERIC_HEADS, Name, analyze, has_type, mentions_version, version_mentions
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 Lookup = Callable[[Sequence[str]], Mapping[str, np.ndarray]]  # vectors stored at index time, by text
@@ -63,6 +65,40 @@ def gives(sentence: str, default: bool, term: frozenset[str]) -> bool:
     if default and _DEFAULT_A.search(sentence):
         return True
     return bool(term) and term <= set(tokenize(" ".join(sentence.split()[: len(term) + 2])))
+
+
+class Vocabulary(Protocol):
+    """What the whole corpus holds (IndexReader, PgReader): its term statistics and its texts."""
+
+    doc_texts: Mapping[str, str]
+
+    def term_counts(self, terms: Sequence[str]) -> tuple[dict[str, int], int]: ...  # (df per term, chunks)
+
+
+VERSION_SCAN_DOCS = 20_000  # corpora up to this many documents are read once for their "Name N" mentions
+
+
+@dataclass(frozen=True)
+class Naming:
+    """The named-thing checks of `eligible` (calibrated on generated probes: eval/README.md)."""
+
+    corpus: str = "any"  # "any" / "all" of a name's words in no chunk of the index: abstain; "off": no check
+    passages: str = "all"  # "all" / "any" of a name's rare words must be in the passages; "off": no check
+    version: bool = True  # "Python 3.19": the name followed by that number must be in the corpus ...
+    version_scope: str = "corpus"  # ... ("corpus"), or in a passage ("passages")
+    acronyms: bool = False  # the passage check covers all-capital names too ("TCP", "OK", SQL's "SELECT")
+    topic_share: float = 0.05  # words in this share of all chunks or more are the corpus' topic, never missing
+
+
+def _specific(n: Name) -> str:
+    """The words of a name that identify it: a version's base; a proper name without generic heads."""
+    if n.kind == "version":
+        return n.base
+    if n.kind == "proper" and " " in n.text:
+        words = n.text.split()
+        kept = [w for w in words if w.lower() not in GENERIC_HEADS]
+        return " ".join(kept or words)
+    return n.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +165,29 @@ class SentenceCache:
 
 class ExtractiveAnswerer:
     def __init__(self, embed: Embed, *, threshold: float, max_sentences: int = 3,
-                 scoring: Scoring | None = None, stored: Lookup | None = None) -> None:
+                 scoring: Scoring | None = None, naming: Naming | None = None,
+                 stored: Lookup | None = None) -> None:
         self.threshold = threshold
         self.max_sentences = max_sentences
         self.scoring = scoring or Scoring()
+        self.naming = naming or Naming()
         self._embed = embed
         self.cache = SentenceCache(embed, stored=stored)
+        self._versions: weakref.WeakKeyDictionary[object, frozenset[tuple[str, str]]] = weakref.WeakKeyDictionary()
+        self._versions_lock = threading.Lock()
+
+    def corpus_versions(self, vocabulary: Vocabulary) -> frozenset[tuple[str, str]] | None:
+        """Every ("name", "version") the corpus writes ("postgresql", "15"), read once per index snapshot
+        (a reader never changes); None for corpora over VERSION_SCAN_DOCS documents."""
+        with self._versions_lock:
+            found = self._versions.get(vocabulary)
+            if found is None:
+                texts = vocabulary.doc_texts
+                if len(texts) > VERSION_SCAN_DOCS:
+                    return None
+                found = frozenset().union(*(version_mentions(texts[p]) for p in texts))
+                self._versions[vocabulary] = found
+        return found
 
     def candidates(self, hits: Sequence[Hit], doc_texts: Mapping[str, str],
                    documents: Mapping[str, Document]) -> list[_Cand]:
@@ -191,15 +244,21 @@ class ExtractiveAnswerer:
                 scores[i] += sc.asked_for
         return cands, scores, sv
 
-    def eligible(self, question: str, cands: Sequence[_Cand], hits: Sequence[Hit]) -> list[bool] | None:
+    def eligible(self, question: str, cands: Sequence[_Cand], hits: Sequence[Hit],
+                 vocabulary: Vocabulary | None = None) -> list[bool] | None:
         """Which candidates can answer what the question asks for; None when the passages cannot at all:
         the question's focus noun ("the capital of ...") or the named thing it asks about ("... of France")
-        appears in none of them."""
+        appears in none of them, or it names a thing the corpus or the passages never mention (see
+        `missing_names`)."""
         info = analyze(question)
         present = set(tokenize(" ".join(h.text for h in hits)))
         if info.focus and not set(tokenize(info.focus)) & present:
             return None
         if info.subject and not set(tokenize(" ".join(info.subject))) & present:
+            return None
+        # A reference entry names its parameter or function in the heading, not in every chunk under it.
+        headings = set(tokenize(" ".join(t for h in hits for t in h.headings)))
+        if info.names and self.missing_names(info.names, hits, present | headings, vocabulary):
             return None
         counted = set(tokenize(" ".join(info.counted)))
         out = []
@@ -210,11 +269,53 @@ class ExtractiveAnswerer:
             out.append(ok)
         return out
 
+    def missing_names(self, found: Sequence[Name], hits: Sequence[Hit], present: set[str],
+                      vocabulary: Vocabulary | None) -> list[Name]:
+        """The question's names that the documents cannot be about. A name is missing when a word of it is
+        in no chunk of the index (`vocabulary`); when its rare words are in none of the passages (`present`:
+        the index words of the passages and their headings); or, for "Name N", when the corpus never writes
+        that name and number (the passages decide without a vocabulary, or for a corpus too large to read).
+        Words in a large share of all chunks (the corpus' own subject, such as "PostgreSQL" in its manual)
+        never need to be in the passages."""
+        rules = self.naming
+        terms = {n: tokenize(_specific(n)) for n in found}
+        df: dict[str, int] = {}
+        total = 0
+        if vocabulary is not None:
+            df, total = vocabulary.term_counts(sorted({t for ts in terms.values() for t in ts}))
+        missing: list[Name] = []
+        versions: frozenset[tuple[str, str]] | set[tuple[str, str]] | None = None
+        for n in found:
+            toks = terms[n]
+            if n.kind == "version" and rules.version:
+                if versions is None and vocabulary is not None and rules.version_scope == "corpus":
+                    versions = self.corpus_versions(vocabulary)
+                if versions is None:
+                    versions = version_mentions(" ".join(h.text for h in hits))
+                if not mentions_version(versions, n):
+                    missing.append(n)
+                    continue
+            if not toks:
+                continue
+            absent = [t for t in toks if df.get(t, 0) == 0] if df else []
+            if absent and (rules.corpus == "any" or (rules.corpus == "all" and len(absent) == len(toks))):
+                missing.append(n)
+                continue
+            rare = {t for t in toks if not total or df.get(t, 0) < rules.topic_share * total}
+            if not rare or n.kind == "version" or (n.text.isupper() and not rules.acronyms):
+                continue
+            inside = rare & present
+            if (rules.passages == "all" and inside != rare) or (rules.passages == "any" and not inside):
+                missing.append(n)
+        return missing
+
     def answer(self, question: str, hits: Sequence[Hit], doc_texts: Mapping[str, str],
-               documents: Mapping[str, Document], history: Sequence[Turn] = ()) -> Answer:
+               documents: Mapping[str, Document], history: Sequence[Turn] = (),
+               vocabulary: Vocabulary | None = None) -> Answer:
+        """`vocabulary` (the index's term statistics) lets the answer abstain on names the corpus never has."""
         t = time.perf_counter()
         cands, scores, sv = self.score(question, hits, doc_texts, documents, history)
-        ok = self.eligible(question, cands, hits) if cands else None
+        ok = self.eligible(question, cands, hits, vocabulary) if cands else None
         if ok is not None:
             scores = np.where(ok, scores, -1.0)
         best = float(scores.max()) if len(scores) else 0.0
@@ -246,9 +347,10 @@ class ExtractiveAnswerer:
                       timings_ms=timings)
 
     def stream(self, question: str, hits: Sequence[Hit], doc_texts: Mapping[str, str],
-               documents: Mapping[str, Document], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+               documents: Mapping[str, Document], history: Sequence[Turn] = (),
+               vocabulary: Vocabulary | None = None) -> Iterator[str | Answer]:
         """The answer sentence by sentence, then the Answer itself."""
-        ans = self.answer(question, hits, doc_texts, documents, history)
+        ans = self.answer(question, hits, doc_texts, documents, history, vocabulary)
         pieces = re.split(r"(?<=\])\s", ans.text) if not ans.abstained else [ans.text]
         for i, p in enumerate(pieces):
             yield p if i == 0 else " " + p

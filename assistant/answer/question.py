@@ -2,7 +2,8 @@
 (a count, a share, a date) and the focus noun of "what is the X of Y" questions. English only.
 
 The extractive answerer uses it to abstain on near-miss questions: a question about the documents' topic
-whose specific fact the documents do not state ("What is the shop's annual revenue?"), which a bi-encoder
+whose specific fact the documents do not state ("What is the shop's annual revenue?"), or about a named
+thing they never mention ("What port does MySQL use?" over the PostgreSQL manual), which a bi-encoder
 alone scores as confidently as a real answer.
 """
 
@@ -123,11 +124,24 @@ _GENERIC = frozenset(
 
 
 @dataclass(frozen=True)
+class Name:
+    """A named thing a question asks about, as written: a proper name ("Linus Torvalds"), an identifier
+    ("shared_buffers", "re.match()", "UnboundLocalError"), a quoted term, or a name with a version
+    ("Python 3.19": `base` "Python", `version` "3.19")."""
+
+    text: str
+    kind: str  # "proper", "code", "quoted" or "version"
+    base: str = ""  # for "version": the name the number belongs to
+    version: str = ""
+
+
+@dataclass(frozen=True)
 class QuestionInfo:
     expected: str | None  # "count", "money", "percent", "date" or None
     counted: tuple[str, ...] = ()  # words after "how many": the sentence should name what is counted
     focus: str = ""  # head noun of "what is the X of Y" questions
     subject: tuple[str, ...] = ()  # the proper names of Y in "what is the X of Y" ("France")
+    names: tuple[Name, ...] = ()  # every named thing of the question, in order
 
 
 def analyze(question: str) -> QuestionInfo:
@@ -153,7 +167,79 @@ def analyze(question: str) -> QuestionInfo:
             if "subject" in m.groupdict():
                 subject = tuple(w for w in re.findall(r"[\w-]+", m.group("subject") or "") if w[:1].isupper())
             break
-    return QuestionInfo(expected, counted, focus, subject)
+    return QuestionInfo(expected, counted, focus, subject, names(q))
+
+
+_QUOTED = re.compile(r"`([^`]+)`|\"([^\"]+)\"|“([^”]+)”|‘([^’]+)’|(?<!\w)'([^']+)'(?!\w)")
+# A word, an identifier (dots, underscores, a call's "()"), or a version number.
+_WORDLIKE = re.compile(r"\w(?:[\w.-]*\w)?(?:\(\))?")
+_VERSION = re.compile(r"\d{1,2}(?:\.\d{1,3}){0,2}")
+_CAMEL = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]")
+_SENTENCE_END = re.compile(r"[.?!:;]\s*$")
+_NOT_NAMES = frozenset(["I", "I'm", "I've", "I'd"])
+# Nationality and region adjectives describe rather than name ("the American team" for the documents'
+# "US team"): a reader's paraphrase, not a thing the documents must mention.
+_DEMONYMS = frozenset(
+    "African American Arab Asian Australian Austrian Belgian Brazilian British Canadian Chinese Czech Danish "
+    "Dutch English European French German Greek Indian Irish Israeli Italian Japanese Korean Latin Mexican "
+    "Nordic Norwegian Polish Portuguese Russian Scandinavian Scottish Spanish Swedish Swiss Taiwanese Thai "
+    "Turkish Ukrainian Vietnamese Western Eastern Northern Southern".split())
+
+
+# Generic head words of place and organisation names ("Washington State", "Python Software Foundation"):
+# the name stands for its other words.
+GENERIC_HEADS = frozenset(
+    "state states city county province region island islands university college street avenue inc corp "
+    "corporation company foundation group project team lab labs".split())
+
+
+def _is_code(word: str) -> bool:
+    return ("_" in word or word.endswith("()") or bool(_CAMEL.search(word))
+            or bool(re.search(r"[A-Za-z]\.\w|\w\.[A-Za-z]", word)))
+
+
+def names(question: str) -> tuple[Name, ...]:
+    """The named things of a question: quoted terms; identifiers (anywhere); capitalised words that do not
+    start a sentence, adjacent ones joined ("Linus Torvalds"); a name followed by a version number."""
+    out: list[Name] = []
+    spans: list[tuple[int, int]] = []
+    for m in _QUOTED.finditer(question):
+        text = next(g for g in m.groups() if g is not None).strip()
+        if text:
+            out.append(Name(text, "code" if _is_code(text) and " " not in text else "quoted"))
+            spans.append(m.span())
+    words = [m for m in _WORDLIKE.finditer(question) if not any(a <= m.start() < b for a, b in spans)]
+    run: list[re.Match[str]] = []  # adjacent capitalised words
+
+    def flush() -> None:
+        if run:
+            out.append(Name(question[run[0].start():run[-1].end()], "proper"))
+            run.clear()
+
+    for i, m in enumerate(words):
+        w = m.group()
+        initial = not question[:m.start()].strip() or bool(_SENTENCE_END.search(question[:m.start()]))
+        prev_end = words[i - 1].end() if i else -1
+        if run and (question[prev_end:m.start()].strip() or prev_end != run[-1].end()):
+            flush()
+        if _VERSION.fullmatch(w) and run and not question[run[-1].end():m.start()].strip():
+            base = question[run[0].start():run[-1].end()]
+            out.append(Name(f"{base} {w}", "version", base, w))
+            run.clear()
+            continue
+        if _is_code(w) and not w[:1].isdigit():
+            flush()
+            if i + 1 < len(words) and _VERSION.fullmatch(words[i + 1].group()) \
+                    and not question[m.end():words[i + 1].start()].strip():
+                run.append(m)  # "PostgreSQL 23": the number decides on the next word
+                continue
+            out.append(Name(w, "code"))
+        elif w[:1].isupper() and not initial and w not in _NOT_NAMES and w not in _DEMONYMS:
+            run.append(m)
+        else:
+            flush()
+    flush()
+    return tuple(out)
 
 
 def has_type(sentence: str, expected: str | None) -> bool:
@@ -162,3 +248,20 @@ def has_type(sentence: str, expected: str | None) -> bool:
         return True
     pattern = {"count": _COUNT_A, "money": _MONEY_A, "percent": _PERCENT_A, "date": _DATE_A}[expected]
     return bool(pattern.search(sentence))
+
+
+# "PostgreSQL 15", "Python 3.11", "PostgreSQL version 9.6": a word and the number that follows it.
+_MENTION = re.compile(r"\b([A-Za-z][\w+-]*)\s+(?:version\s+)?v?(\d{1,2}(?:\.\d{1,3}){0,2})(?![\d]|\.\d)")
+
+
+def version_mentions(text: str) -> set[tuple[str, str]]:
+    """Every (name in lower case, version) a text writes, such as ("python", "3.11")."""
+    return {(a.lower(), b) for a, b in _MENTION.findall(text)}
+
+
+def mentions_version(found: set[tuple[str, str]], name: Name) -> bool:
+    """Whether `found` (from version_mentions) holds `name`'s version, or one of its minor releases
+    ("Python 3" is in a text that writes "Python 3.11"). The name's last word is what the text has
+    before the number ("Amazon Aurora 3" → "aurora")."""
+    word = name.base.split()[-1].lower() if name.base else ""
+    return any(w == word and (v == name.version or v.startswith(name.version + ".")) for w, v in found)

@@ -34,6 +34,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--export-feedback", type=Path, metavar="OUT.jsonl",
                    help="instead of scoring: write the chat's thumbs-down answers as draft questions (gold "
                         "quotes left for a person to fill) and exit")
+    p.add_argument("--probes", type=int, default=0, metavar="N",
+                   help="also ask up to N generated unanswerable probes (a question's subject swapped for one "
+                        "the corpus never names) and N answerable controls; scored apart, see eval/README.md")
     p.add_argument("--compare", nargs="+", metavar="KEY=VALUE",
                    help="also run the same settings with these overrides, e.g. retrieval=dense chunk_tokens=256")
 
@@ -83,8 +86,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     opener = make_opener(say)
 
+    if getattr(args, "probes", 0) < 0:
+        raise ConfigError(f"--probes: must be at least 0, got {args.probes}")
     results = [run_eval(s, args.questions, out_dir=args.out, reference=reference, label=label,
-                        open_assistant=opener, progress=say)
+                        open_assistant=opener, progress=say, probes=getattr(args, "probes", 0))
                for label, s in configs]
     print(format_table(results))
     for path in write_report(results, args.out):

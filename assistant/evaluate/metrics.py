@@ -293,6 +293,15 @@ def abstention(abstained: Sequence[bool], answerable: Sequence[bool]) -> Abstent
     )
 
 
+def false_abstention(abstained: Sequence[bool], answerable: Sequence[bool]) -> Score:
+    """The share of answerable questions that were abstained on (per question: 1 or 0; None for the
+    unanswerable ones): abstention's cost, which its recall alone hides."""
+    if len(abstained) != len(answerable):
+        raise ValueError(f"{len(abstained)} answers for {len(answerable)} questions")
+    per = tuple(float(a) if ok else None for a, ok in zip(abstained, answerable, strict=True))
+    return Score(mean(per), per)
+
+
 # --- latency ----------------------------------------------------------------------------------------
 
 def percentile(values: Sequence[float], q: float) -> float | None:

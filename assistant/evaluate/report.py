@@ -11,7 +11,7 @@ from pathlib import Path
 from .runner import EvalResult, Row
 
 FAILURE_KINDS = ("wrong retrieval", "missing gold quote", "wrong abstention", "gold not in index")
-_HIGHER_IS_WORSE = ("latency", "search_p")
+_HIGHER_IS_WORSE = ("latency", "search_p", "false_abstention", "control_false_abstention")
 
 
 def _fmt(name: str, v: float | None) -> str:
@@ -165,6 +165,20 @@ def format_markdown(results: Sequence[EvalResult]) -> str:
             out.append("")
         if not any_failure:
             out += ["No failures.", ""]
+    for r in results:
+        if not r.probe_rows:
+            continue
+        wrong = [row for row in r.probe_rows if row.failures]
+        out += [f"## Probes — {r.label}", "",
+                f"{r.counts.get('probes', 0)} unanswerable probes and {r.counts.get('controls', 0)} answerable "
+                "controls generated from the questions (assistant/evaluate/probes.py); "
+                f"{len(wrong)} got the abstention wrong.", ""]
+        if wrong:
+            out += _md_table(["id", "kind", "question", "got"],
+                             [[f"`{row.id}`", row.kind, _cell(row.question, 160),
+                               "abstained" if row.abstained else _cell(f"answer: {row.answer}", 300)]
+                              for row in wrong])
+            out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 

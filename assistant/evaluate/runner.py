@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,6 +64,7 @@ class EvalResult:
     by_kind: dict[str, dict[str, float | None]]
     counts: dict[str, int]
     rows: list[Row]
+    probe_rows: list[Row] = field(default_factory=list)  # generated probes and controls (`probes` > 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,12 +121,14 @@ def make_opener(progress: Callable[[str], None] | None = None) -> Callable[[Sett
 def run_eval(settings: Settings, questions_path: Path, *, k: int = CURVE_K, out_dir: Path = Path("eval/out"),
              reference: Settings | None = None, label: str = "current",
              open_assistant: Callable[[Settings], Pipeline] | None = None,
-             progress: Callable[[str], None] | None = None) -> EvalResult:
+             progress: Callable[[str], None] | None = None, probes: int = 0) -> EvalResult:
     """Score `questions_path` against the documents of `settings.docs_dir`.
 
     `reference` is the configuration whose index lives in settings.index_dir (default: Settings.load());
     any other docs/model/chunk settings get their own index under `out_dir`. `open_assistant` builds the
-    pipeline (default: the real Assistant, building or updating the index as needed)."""
+    pipeline (default: the real Assistant, building or updating the index as needed). With `probes`, up
+    to that many unanswerable probes and as many answerable controls are generated from the questions
+    and the index (assistant/evaluate/probes.py) and asked too; they are scored apart from the questions."""
     say = progress or (lambda _msg: None)
     questions = load_questions(Path(questions_path))
     problems = check_gold(questions, settings.docs_dir)
@@ -179,8 +182,58 @@ def run_eval(settings: Settings, questions_path: Path, *, k: int = CURVE_K, out_
              for q in questions]
     cited = {c.source for ans in answer_list for c in ans.citations}
     doc_texts = {s: t for s in cited if (t := text_of(s)) is not None}
-    return _score(label, questions_path, settings, questions, golds, hit_lists, answer_list, doc_texts,
-                  latencies, search_times, k)
+    result = _score(label, questions_path, settings, questions, golds, hit_lists, answer_list, doc_texts,
+                    latencies, search_times, k)
+    if probes > 0:
+        _add_probes(result, a, settings, questions, {q.id: g for q, g in zip(questions, golds, strict=True)},
+                    probes, say, label)
+    return result
+
+
+def _add_probes(result: EvalResult, a: Pipeline, settings: Settings, questions: list[Question],
+                golds: dict[str, m.Gold], n: int, say: Callable[[str], None], label: str) -> None:
+    """Ask generated probes (unanswerable) and controls (answerable rewrites keeping their question's
+    gold); add their rows, per-strategy scores and probe_abstain_recall / control_false_abstention."""
+    from .probes import make_controls, make_probes
+
+    reader = a.retriever.reader  # type: ignore[attr-defined]  # the Assistant's index reader
+
+    def texts() -> Iterator[str]:
+        return (reader.doc_texts[p] for p in reader.doc_texts)
+
+    made = make_probes(questions, reader.term_counts, n, texts) + make_controls(questions, reader.term_counts, n,
+                                                                               texts)
+    say(f"[{label}] {len(made)} probes and controls")
+    rows: list[Row] = []
+    for p in made:
+        q = p.question
+        t = time.perf_counter()
+        ans = a.ask(q.question, k=settings.k, mode=settings.mode)
+        ms = (time.perf_counter() - t) * 1000
+        gold = golds.get(p.source_id) if q.answerable else None
+        support = m.quote_support([ans], [gold]).value if gold is not None else None
+        right = ans.abstained != q.answerable
+        rows.append(Row(
+            id=q.id, kind=f"{q.kind}:{p.strategy}", question=q.question, answerable=q.answerable, follows=None,
+            gold_sources=list(q.gold_sources), gold_quotes=list(q.gold_quotes), gold_answer=q.answer,
+            answer=ans.text, abstained=ans.abstained,
+            citations=[{"n": c.n, "source": c.source, "start": c.start, "end": c.end, "quote": c.quote}
+                       for c in ans.citations],
+            hits=[{"rank": h.rank, "source": h.source, "start": h.start, "end": h.end, "score": round(h.score, 6),
+                   "text": h.text} for h in ans.hits],
+            scores={"abstain_correct": float(right), "quote_support": support}, latency_ms=round(ms, 2),
+            search_ms=0.0, failures=[] if right else ["wrong abstention"]))
+    result.probe_rows = rows
+    probe = [r for r in rows if not r.answerable]
+    control = [r for r in rows if r.answerable]
+    result.overall["probe_abstain_recall"] = m.mean([float(r.abstained) for r in probe])
+    result.overall["control_false_abstention"] = m.mean([float(r.abstained) for r in control])
+    result.counts.update(probes=len(probe), controls=len(control))
+    for kind in sorted({r.kind for r in rows}):
+        of = [r for r in rows if r.kind == kind]
+        result.by_kind[kind] = {"n": float(len(of)),
+                                "abstain_correct": m.mean([r.scores["abstain_correct"] for r in of]),
+                                "quote_support": m.mean([r.scores["quote_support"] for r in of])}
 
 
 def _score(label: str, questions_path: Path, settings: Settings, questions: list[Question], golds: list[m.Gold],
@@ -199,6 +252,7 @@ def _score(label: str, questions_path: Path, settings: Settings, questions: list
     support = m.quote_support(answers, golds)
     cprec = m.citation_precision(answers, golds, doc_texts)
     abst = m.abstention([a.abstained for a in answers], [q.answerable for q in questions])
+    false_abst = m.false_abstention([a.abstained for a in answers], [q.answerable for q in questions])
     lat = m.latency(latencies)
     slat = m.latency(search_times)
 
@@ -217,6 +271,7 @@ def _score(label: str, questions_path: Path, settings: Settings, questions: list
         "abstain_precision": abst.precision.value,
         "abstain_recall": abst.recall.value,
         "abstain_accuracy": abst.accuracy.value,
+        "false_abstention": false_abst.value,
         "latency_p50_ms": lat["p50"].value,
         "latency_p95_ms": lat["p95"].value,
         "search_p50_ms": slat["p50"].value,

@@ -183,6 +183,19 @@ class IndexReader:
         found = postings.search(self.segments, terms, k, self._live_rows, self._live_length, self._order)
         return [(key_of(si, row), score) for si, row, score in found]
 
+    def term_counts(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
+        """(df, n): how many live chunks hold each index term (BM25's document frequency), and how many live
+        chunks there are. Read from the segments' term tables: no chunk text is read."""
+        out: dict[str, int] = {}
+        for t in set(terms):
+            n = 0
+            for seg in self.segments:
+                rows = seg.postings(t).rows
+                mask = seg.deleted_mask()
+                n += len(rows) - (int(mask[np.asarray(rows)].sum()) if mask is not None and len(rows) else 0)
+            out[t] = n
+        return out, self._live_rows
+
     def dense(self, queries: np.ndarray, k: int) -> list[list[tuple[Key, float]]]:
         found = dense_search(self.segments, self._searchers, queries, k, self._order)
         return [[(key_of(si, row), score) for si, row, score in per] for per in found]

@@ -231,6 +231,16 @@ GROUP BY ch.id ORDER BY score DESC, ch.source, ch.start, ch.fid LIMIT %(k)s"""
                                       "k": int(k)}).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows if r[1] > 0]
 
+    def term_counts(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
+        """(df, n): live chunks holding each index term, and live chunks in all (see IndexReader)."""
+        wanted = sorted(set(terms))
+        with self.db.connection() as conn:
+            rows = conn.execute("SELECT term, count(*) FROM postings WHERE term = ANY(%s) GROUP BY term",
+                                (wanted,)).fetchall() if wanted else []
+            n = conn.execute("SELECT chunks FROM corpus").fetchone()
+        found = {str(t): int(c) for t, c in rows}
+        return {t: found.get(t, 0) for t in wanted}, int(n[0]) if n else 0
+
     def full_text(self, terms: Sequence[str], k: int) -> list[tuple[Key, float]]:
         """PostgreSQL's own ranking: any of the terms (`|`), ts_rank_cd over the GIN-indexed tsvector."""
         words = sorted({t for t in terms if t.replace("_", "").isalnum()})
