@@ -637,14 +637,15 @@ def test_llm_settings_in_the_page_never_show_the_key_back(browser, server: Serve
         w = _open(browser, demo.local_url)
         try:
             page = w.page
-            page.locator("#llm-status").get_by_text("LLM: not configured").wait_for()
+            # A second chat server in this process renders its first page slowly on a loaded machine.
+            page.locator("#llm-status").get_by_text("LLM: not configured").wait_for(timeout=3 * TIMEOUT_MS)
             page.locator("#settings").get_by_text("Settings").first.click()
             page.locator("#llm-url input, #llm-url textarea").first.fill(llm.base_url)
             page.locator("#llm-model input, #llm-model textarea").first.fill("test-model")
             page.locator("#llm-key input").fill("sk-secret-123")
             page.locator("#save-llm").click()
             status = page.locator("#llm-status").get_by_text("LLM: ok: test-model")
-            status.wait_for()
+            status.wait_for(timeout=3 * TIMEOUT_MS)  # the save checks the endpoint first
             assert f"at {llm.base_url}" in page.locator("#llm-status").inner_text()  # no "127\\.0" escapes
             assert page.locator("#llm-key input").input_value() == ""
             assert "set (hidden)" in (page.locator("#llm-key input").get_attribute("placeholder") or "")
