@@ -76,9 +76,10 @@ class Settings:
     sentence_store_mb: float = _f(4096.0, "Disk bound of the stored sentence vectors; beyond it the least recently "
                                           "stored go, and their sentences are embedded when quoted.")
     ann_threshold: int = _f(100_000, "A segment with this many vectors or more is searched by an approximate "
-                            "(IVF-SQ8) index; below it, search is exact. 0: always exact.")
-    ann_nprobe: int = _f(0, "IVF lists an approximate search probes; 0: an eighth of them, at least 256 "
-                         "(recall@10 about 0.98 against exact search, benchmarks/bench_ann.py).")
+                            "(IVF) index, its candidates rescored exactly; below it, search is exact. 0: always "
+                            "exact.")
+    ann_nprobe: int = _f(0, "IVF lists an approximate search probes; 0: 3/32 of them, at least 256 "
+                         "(recall@10 0.97-0.98 against exact search, benchmarks/bench_ann.py and bench_scale.py).")
     max_question_chars: int = _f(4000, "Longest question (or search query) accepted, in characters.")
     max_history_turns: int = _f(20, "Most earlier turns a conversation may send with a question.")
     max_k: int = _f(50, "Most passages a search or an answer may ask for (k).")

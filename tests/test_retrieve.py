@@ -55,6 +55,21 @@ def test_overlapping_chunks_of_one_document_are_merged() -> None:
     assert [h.rank for h in hits] == [1, 2, 3]
 
 
+def test_merged_hits_take_their_text_from_their_chunks_without_reading_documents() -> None:
+    text = "".join(chr(0x3b1 + i % 20) for i in range(120))  # not ASCII: offsets count characters
+    a = Chunk.make("d", 40, 80, text[40:80])
+    b = Chunk.make("d", 10, 45, text[10:45])  # before a, overlapping it
+    inner = Chunk.make("d", 50, 60, text[50:60])  # inside the merged span
+    c = Chunk.make("d", 80, 110, text[80:110])  # touching it
+    hits = merge_overlapping([Candidate(a, 0.9), Candidate(b, 0.8), Candidate(inner, 0.7), Candidate(c, 0.6)],
+                             {}, k=3)  # an empty mapping: a document read would raise KeyError
+    assert [(h.source, h.start, h.end, h.text) for h in hits] == [("d", 10, 110, text[10:110])]
+    # Chunks that disagree on the text they share: the document's text decides.
+    odd = Chunk.make("d", 70, 90, "z" * 20)
+    hits = merge_overlapping([Candidate(a, 0.9), Candidate(odd, 0.8)], {"d": text}, k=3)
+    assert hits[0].text == text[40:90]
+
+
 def test_near_duplicates_from_other_documents_are_dropped() -> None:
     a = Candidate(Chunk.make("psql.html", 0, 10, "a" * 10), 0.9)
     copy = Candidate(Chunk.make("pg_dump.html", 0, 10, "a" * 10), 0.8)

@@ -24,7 +24,7 @@ from .commit import publish_manifest, tag
 from .manifest import Manifest
 from .reader import IndexReader, open_generation
 from .segment import Segment, SegmentMeta, SegmentWriter, write_part
-from .vectors import build_ann, nprobe_for
+from .vectors import REFINE, build_ann, factory_for, nprobe_for
 
 MERGE_FACTOR = 4  # segments of one size tier that are merged into one
 TIER_FLOOR = 2048  # segments below this many live rows share the lowest tier
@@ -95,6 +95,7 @@ def maintain(settings: Settings, optimize: bool = False, cancel: threading.Event
         return []
     manifest = Manifest.read(gen / layout.MANIFEST)
     done: list[str] = []
+    optimize_asked = optimize
     metas = manifest.segment_metas()
     empty = [m for m in metas if m.live == 0]
     if empty:  # every row deleted: the segment is simply no longer named
@@ -126,21 +127,27 @@ def maintain(settings: Settings, optimize: bool = False, cancel: threading.Event
         done.append(f"merged {len(picks)} segment(s) into one of {merged.rows:,} chunks")
     if cancel is not None and cancel.is_set():
         return done
-    manifest, lines = _ann(settings, index_dir, manifest)
+    manifest, lines = _ann(settings, index_dir, manifest, rebuild=optimize_asked)
     return done + lines
 
 
-def _ann(settings: Settings, index_dir: Path, manifest: Manifest) -> tuple[Manifest, list[str]]:
-    """Give each complete segment at or above the threshold its IVF index; drop those below it."""
+def _ann(settings: Settings, index_dir: Path, manifest: Manifest, rebuild: bool = False
+         ) -> tuple[Manifest, list[str]]:
+    """Give each complete segment at or above the threshold its IVF index; drop those below it. `rebuild`
+    (`assistant index --optimize`): an index of another kind than factory_for's now (written by an
+    earlier version) is built again; otherwise it stays, searched with today's nprobe and refine."""
     metas = manifest.segment_metas()
     threshold, nprobe = settings.ann_threshold, settings.ann_nprobe
     lines: list[str] = []
     changed = False
     for m in metas:
         wants = threshold > 0 and m.live >= threshold and m.vectors - m.deleted_vectors == m.live
-        if m.ann and (not wants or int(m.ann.get("nprobe", 0)) != nprobe_for(_nlist(m.ann), nprobe)):
-            if wants:
-                m.ann = {**m.ann, "nprobe": nprobe_for(_nlist(m.ann), nprobe)}
+        if wants and rebuild and m.ann and m.ann.get("factory") != factory_for(m.live, manifest.dimension):
+            m.ann = {}  # built again below; the old file goes with the generation that named it
+        if m.ann and (not wants or int(m.ann.get("nprobe", 0)) != nprobe_for(_nlist(m.ann), nprobe)
+                      or int(m.ann.get("refine", 0)) != REFINE):
+            if wants:  # the search settings of an index written before: the file stays as it is
+                m.ann = {**m.ann, "nprobe": nprobe_for(_nlist(m.ann), nprobe), "refine": REFINE}
             else:
                 m.ann = {}
             changed = True

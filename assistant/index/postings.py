@@ -19,11 +19,11 @@ import numpy as np
 
 K1 = 1.5
 B = 0.75
-PRUNE_MIN_POSTINGS = 100_000  # block-max pruning is tried for queries with more postings than this
-PRUNE_SHARE = 16  # ... and used when it leaves less than 1/PRUNE_SHARE of the other terms' postings to score
+PRUNE_MIN_POSTINGS = 20_000  # MaxScore for queries with more postings than this (fewer: all are scored)
+SEED_ROWS = 512  # rows scored in full first, where the rarest terms weigh most: their k-th score is the first θ
 
 
-BLOCK = 128  # postings per block: each block records its row range, largest tf and shortest row (block-max)
+BLOCK = 128  # postings per block: each block records its row range, largest tf and shortest row (for bounds)
 
 
 @dataclass(frozen=True)
@@ -133,13 +133,9 @@ def search(segments: Sequence[PostingSource], terms: Sequence[str], k: int, live
     """The top `k` (segment, row, score) for the query `terms` (repeats count, as in bm25s), best first;
     only rows with a positive score. `live_rows` and `live_length` are the index's live totals.
 
-    Block-max pruning, exact: the rows of the rarest terms (enough of them to hold k rows) are scored in
-    full, which gives a k-th score θ. A row holding none of those terms can only score what the blocks of
-    the other terms that cover it allow (each block knows its row range, largest tf and shortest row); the
-    rows where those bounds add up to θ or more are found per block range, and only the postings of the
-    blocks overlapping them are scored. Every other row scores below θ and cannot place, so the common
-    terms' long lists are mostly never read. Without `prune`, or when pruning would not pay, every
-    posting is scored. `stats`, if given, counts the searches that pruned ("pruned")."""
+    Queries with many postings are answered by MaxScore (see _maxscore), exactly: the same rows and the
+    same floats as scoring every posting, which is what happens without `prune` or when a query has few
+    postings. `stats`, if given, counts the searches that pruned ("pruned")."""
     if not terms or live_rows <= 0 or k <= 0:
         return []
     mult: dict[str, int] = {}
@@ -153,33 +149,12 @@ def search(segments: Sequence[PostingSource], terms: Sequence[str], k: int, live
     w = {t: mult[t] * idf(df[t], live_rows) for t in qterms}
     norm = (np.float32(K1 * (1.0 - B)), np.float32(K1 * B * live_rows / live_length))
     fids = [s.fids() for s in segments]
-    by_rarity = sorted(qterms, key=lambda t: (df[t], t))
-    j = 1
-    while j < len(by_rarity) and sum(df[t] for t in by_rarity[:j]) < k:
-        j += 1
-    essential, rest = by_rarity[:j], by_rarity[j:]
-    if prune and rest and sum(df.values()) > PRUNE_MIN_POSTINGS and sum(df[t] for t in essential) * 4 < live_rows:
-        cand = [_live(seg, np.unique(np.concatenate([lists[t][si].rows for t in essential])))
-                for si, seg in enumerate(segments)]
-        scored = [_score_rows(seg, cand[si], [(lists[t][si], w[t]) for t in qterms], norm)
-                  for si, seg in enumerate(segments)]
-        all_scores = np.concatenate(scored) if scored else np.zeros(0)
-        if len(all_scores) >= k:
-            theta = _kth(all_scores, k) * (1.0 - 1e-6)  # a margin for float rounding of the bounds
-            extras = [_dangerous_rows(seg, [(lists[t][si], w[t]) for t in rest], theta, norm, cand[si])
-                      for si, seg in enumerate(segments)]
-            if all(e is not None for e in extras):
-                found = []
-                for si, seg in enumerate(segments):
-                    extra = extras[si]
-                    rows = cand[si] if not len(extra) else np.union1d(cand[si], extra)
-                    sc = scored[si] if not len(extra) else _score_rows(
-                        seg, rows, [(lists[t][si], w[t]) for t in qterms], norm)
-                    if len(rows):
-                        found.append((np.full(len(rows), si, dtype=np.int32), rows, sc))
-                if stats is not None:
-                    stats["pruned"] = stats.get("pruned", 0) + 1
-                return top_k(found, fids, k, order=order)
+    if prune and len(qterms) > 1 and sum(df.values()) > PRUNE_MIN_POSTINGS:
+        pruned = _maxscore(segments, lists, qterms, df, w, norm, k)
+        if pruned is not None:
+            if stats is not None:
+                stats["pruned"] = stats.get("pruned", 0) + 1
+            return top_k(pruned, fids, k, order=order)
     found = []
     for si, seg in enumerate(segments):
         parts = [(lists[t][si], w[t]) for t in qterms if len(lists[t][si].rows)]
@@ -188,51 +163,110 @@ def search(segments: Sequence[PostingSource], terms: Sequence[str], k: int, live
     return top_k(found, fids, k, order=order)
 
 
-def _dangerous_rows(seg: PostingSource, parts: Sequence[tuple[TermPostings, float]], theta: float,
-                    norm: tuple[np.float32, np.float32], known: np.ndarray) -> np.ndarray | None:
-    """Live rows not in `known` that the blocks of `parts` allow to reach `theta`: the postings of every
-    block whose row range overlaps a stretch of rows where the blocks' bounds add up to theta or more.
-    None when that is more than 1/PRUNE_SHARE of their postings: scoring them all is then cheaper."""
-    firsts, lasts, bounds = [], [], []
-    for p, weight in parts:
-        if len(p.first):
-            firsts.append(np.asarray(p.first, dtype=np.int64))
-            lasts.append(np.asarray(p.last, dtype=np.int64))
-            tf, dl = np.asarray(p.tf_max), np.asarray(p.dl_min)
-            bounds.append(weight * tf / (norm[0] + norm[1] * dl + tf))
-    if not firsts:
-        return np.zeros(0, dtype=np.int32)
-    first, last, ub = np.concatenate(firsts), np.concatenate(lasts), np.concatenate(bounds).astype(np.float64)
-    # The sum of bounds as a step function of the row: +ub where a block's range starts, -ub after it ends.
-    pos = np.concatenate([first, last + 1])
-    delta = np.concatenate([ub, -ub])
-    order = np.argsort(pos, kind="stable")
-    pos, level = pos[order], np.cumsum(delta[order])
-    hot = level >= theta  # the stretch [pos[i], pos[i + 1]) is dangerous
-    if not hot.any():
-        return np.zeros(0, dtype=np.int32)
-    starts = pos[:-1][hot[:-1]]
-    ends = pos[1:][hot[:-1]]  # exclusive
-    selected = []
-    for p, _ in parts:
-        if not len(p.first):
-            continue
-        f, la = np.asarray(p.first, dtype=np.int64), np.asarray(p.last, dtype=np.int64)
-        i = np.searchsorted(ends, f, side="right")  # the first dangerous stretch ending after the block begins
-        ok = i < len(starts)
-        ok[ok] = starts[i[ok]] <= la[ok]
-        selected.append((p, np.flatnonzero(ok)))
-    if sum(len(sel) for _, sel in selected) * BLOCK * PRUNE_SHARE > sum(len(p.rows) for p, _ in parts):
+def _maxscore(segments: Sequence[PostingSource], lists: dict[str, list[TermPostings]], qterms: Sequence[str],
+              df: dict[str, int], w: dict[str, float], norm: tuple[np.float32, np.float32], k: int
+              ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+    """MaxScore, vectorized, exact. Each term's contribution has an upper bound (its blocks' largest tf and
+    shortest row in the contribution's own float32 formula, which no posting of it exceeds). First the
+    SEED_ROWS rows where the rarest terms contribute most are scored in full: their k-th score is a θ that
+    the k-th best reaches. The terms with the smallest bounds whose bounds add up to less than θ are
+    non-essential: a row holding none of the other terms cannot reach θ. So only the essential terms'
+    postings are read in full (the common terms' long lists are not), summed per row; then each
+    non-essential term, the largest bound first, is looked up for the rows still able to reach θ (their
+    partial sum plus the bounds of the terms not yet looked up), and θ rises to the k-th partial sum
+    (a lower bound of k rows' scores) as it goes. The rows left, and the seeds at θ or above, are scored
+    again in full in the query's term order, as _score_all sums, so the floats are the same. None when
+    the seeds do not give k scores (then every posting is scored)."""
+    cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def live_contrib(t: str, si: int) -> tuple[np.ndarray, np.ndarray]:
+        """The live rows of `t` in segment `si` and the term's contribution to each."""
+        got = cache.get((t, si))
+        if got is None:
+            seg, p = segments[si], lists[t][si]
+            rows, tfs = np.asarray(p.rows), np.asarray(p.tfs)
+            mask = seg.deleted_mask()
+            if mask is not None and len(rows):
+                live = ~mask[rows]
+                rows, tfs = rows[live], tfs[live]
+            got = cache[(t, si)] = (rows, _contrib(seg, rows, tfs, w[t], norm))
+        return got
+
+    bound = {t: _bound(lists[t], w[t], norm) for t in qterms}
+    parts = [[(lists[t][si], w[t]) for t in qterms] for si in range(len(segments))]
+    by_rarity = sorted(qterms, key=lambda t: (df[t], t))
+    seeds, seed_scores = [], []
+    for si, seg in enumerate(segments):
+        picked: list[np.ndarray] = []
+        for t in by_rarity:
+            rows, contrib = live_contrib(t, si)
+            if len(rows) > SEED_ROWS:
+                rows = rows[np.argpartition(contrib, len(rows) - SEED_ROWS)[len(rows) - SEED_ROWS:]]
+            picked.append(rows)
+            if sum(map(len, picked)) >= SEED_ROWS:
+                break
+        rows = np.unique(np.concatenate(picked))
+        seeds.append(rows)
+        seed_scores.append(_score_rows(seg, rows, parts[si], norm))
+    scores = np.concatenate(seed_scores)
+    if len(scores) < k:
         return None
-    out = []
-    for p, sel in selected:
-        if len(sel):
-            idx = (sel[:, None] * BLOCK + np.arange(BLOCK)[None, :]).ravel()
-            out.append(np.asarray(p.rows)[idx[idx < len(p.rows)]])
-    if not out:
-        return np.zeros(0, dtype=np.int32)
-    rows = _live(seg, np.unique(np.concatenate(out)))
-    return np.setdiff1d(rows, known, assume_unique=True)
+    theta = _kth(scores, k) * (1.0 - 1e-6)  # a margin for float rounding of the bounds and sums
+    rest: list[str] = []  # the non-essential terms
+    total = 0.0
+    for t in sorted(qterms, key=lambda t: (bound[t], t)):
+        if total + bound[t] >= theta:
+            break
+        total += bound[t]
+        rest.append(t)
+    essential = [t for t in qterms if t not in rest]
+    rest.reverse()  # the largest bound first: the rows that lack it fall below θ soonest
+    found = []
+    for si, seg in enumerate(segments):
+        got = [g for g in (live_contrib(t, si) for t in essential) if len(g[0])]
+        rows = np.zeros(0, dtype=np.int32)
+        if got:
+            rows = np.concatenate([g[0] for g in got])
+            contrib = np.concatenate([g[1] for g in got])
+            if len(got) > 1:  # per row, the sum of its essential terms' contributions
+                by_row = np.argsort(rows, kind="stable")  # a merge of the terms' sorted runs
+                rows, contrib = rows[by_row], contrib[by_row]
+                first = np.empty(len(rows), dtype=bool)
+                first[0] = True
+                np.not_equal(rows[1:], rows[:-1], out=first[1:])
+                at = np.flatnonzero(first)
+                rows, partial = rows[at], np.add.reduceat(contrib.astype(np.float64), at)
+            else:
+                partial = contrib.astype(np.float64)
+            left = total
+            keep = partial + left >= theta
+            rows, partial = rows[keep], partial[keep]
+            for t in rest:
+                if len(partial) > k:
+                    theta = max(theta, _kth(partial, k) * (1.0 - 1e-6))
+                left -= bound[t]
+                p = lists[t][si]
+                if len(p.rows) and len(rows):
+                    prow = np.asarray(p.rows)
+                    pos = np.minimum(np.searchsorted(prow, rows), len(prow) - 1)
+                    hit = prow[pos] == rows
+                    partial[hit] += _contrib(seg, rows[hit], np.asarray(p.tfs)[pos[hit]], w[t], norm)
+                keep = partial + left >= theta
+                rows, partial = rows[keep], partial[keep]
+        cand = np.union1d(seeds[si][seed_scores[si] >= theta], rows)
+        if len(cand):
+            found.append((np.full(len(cand), si, dtype=np.int32), cand, _score_rows(seg, cand, parts[si], norm)))
+    return found
+
+
+def _bound(per_segment: Sequence[TermPostings], weight: float, norm: tuple[np.float32, np.float32]) -> float:
+    """The largest contribution a term's posting can make, from its blocks' largest tf and shortest row."""
+    out = 0.0
+    for p in per_segment:
+        if len(p.tf_max):
+            tf = np.asarray(p.tf_max)
+            out = max(out, float((np.float32(weight) * tf / (norm[0] + norm[1] * np.asarray(p.dl_min) + tf)).max()))
+    return out
 
 
 def _dead(seg: PostingSource, rows: np.ndarray) -> int:

@@ -112,12 +112,13 @@ class IndexReader:
 
     @property
     def dense_index(self) -> str:
-        """Which index answers dense search: "exact", or the ANN factory and nprobe of the segments that
+        """Which index answers dense search: "exact", or the ANN factory, nprobe and refine of the segments that
         use one (the others are searched exactly)."""
         ann = [s.meta.ann for s in self.segments if s.meta.ann]
         if not ann:
             return "exact"
-        kinds = sorted({f"{a['factory']} nprobe={a['nprobe']}" for a in ann})
+        kinds = sorted({f"{a['factory']} nprobe={a['nprobe']}" + (f" refine={a['refine']}" if a.get("refine") else "")
+                        for a in ann})
         rest = len(self.segments) - len(ann)
         return f"ann ({', '.join(kinds)}; {len(ann)} segment(s))" + (f" + exact ({rest})" if rest else "")
 

@@ -42,6 +42,7 @@ CREATE TABLE terms (term TEXT PRIMARY KEY, start INTEGER NOT NULL, df INTEGER NO
   WITHOUT ROWID;
 """
 DB = "chunks.sqlite"
+MMAP_BYTES = 1 << 40  # SQLite caps it at its compile-time maximum
 
 
 def faiss_id(chunk_id: str) -> int:
@@ -100,7 +101,9 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
 
 def load_array(path: Path) -> np.ndarray:
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    """The array of an .npy file, memory-mapped; a plain ndarray view of the map (np.memmap's own slicing
+    and indexing cost microseconds per call, and search makes thousands)."""
+    return np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
 
 
 class SegmentWriter:
@@ -178,6 +181,7 @@ class Segment:
         self.folder = root / meta.name
         self._con = sqlite3.connect(f"file:{self.folder / DB}?mode=ro&immutable=1", uri=True,
                                     check_same_thread=False)
+        self._mapped = False  # see _query
         self._lock = threading.Lock()
         self._rows = load_array(self.folder / "postings-rows.npy")
         self._tfs = load_array(self.folder / "postings-tfs.npy")
@@ -188,6 +192,9 @@ class Segment:
         self.parts = [(load_array(self.folder / f"rows-{p}.npy"), load_array(self.folder / f"vectors-{p}.npy"))
                       for p, _ in meta.parts]
         self._deleted = load_array(self.folder / meta.deleted) if meta.deleted else None
+        first = self.parts[0][0] if len(self.parts) == 1 else None  # its rows are sorted and distinct
+        self._all_in_one = (first is not None and len(first) == self.rows_total > 0
+                            and int(first[0]) == 0 and int(first[-1]) == self.rows_total - 1)
         self._mask: np.ndarray | None = None
         self._has: np.ndarray | None = None
         self.ann = None  # set by the reader when the manifest names an ANN file
@@ -305,6 +312,12 @@ class Segment:
 
     def _query(self, sql: str, args: Sequence[Any]) -> list[tuple]:
         with self._lock:
+            if not self._mapped:
+                # Read through a memory map (as far as SQLite allows: 2 GB by default) instead of a read(2)
+                # per page: a query's 80 chunks from a million-row file took 2.0 ms, mapped 0.4 ms. Set on
+                # the first query, so that opening stays free of statements.
+                self._con.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+                self._mapped = True
             return self._con.execute(sql, tuple(args)).fetchall()
 
     # -- vectors ----------------------------------------------------------------------------------------------
@@ -319,6 +332,8 @@ class Segment:
 
     def vectors_of(self, rows: np.ndarray) -> np.ndarray:
         """Vectors of `rows` (all of which have one)."""
+        if self._all_in_one:  # part 0 holds every row, in row order: no search
+            return np.asarray(self.parts[0][1][np.asarray(rows, dtype=np.int64)], dtype=np.float32)
         out = np.empty((len(rows), self.parts[0][1].shape[1]), dtype=np.float32)
         done = np.zeros(len(rows), dtype=bool)
         for prow, pvec in self.parts:

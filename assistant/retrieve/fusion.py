@@ -37,12 +37,17 @@ class Candidate:
 
 def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, str], k: int) -> list[Hit]:
     """Turn fused candidates (best first) into at most `k` hits, merging a candidate into an earlier hit of
-    the same document when their spans overlap or touch; the merged hit keeps the earlier rank and score."""
+    the same document when their spans overlap or touch; the merged hit keeps the earlier rank and score.
+
+    A chunk's text is its document's text[start:end] (Chunk.make), so a hit's text is put together from its
+    chunks' and no document is read (at a million chunks the documents of the hits are rarely cached);
+    `doc_texts` is read only for a group whose chunks do not agree on the text they share."""
     groups: list[dict] = []
     for c in candidates:
         ch = c.chunk
         for g in groups:
             if g["source"] == ch.source and ch.start <= g["end"] and ch.end >= g["start"]:
+                g["text"] = _joined(g["text"], g["start"], g["end"], ch)
                 g["start"], g["end"] = min(g["start"], ch.start), max(g["end"], ch.end)
                 g["ids"].append(ch.id)
                 g["dense"] = _max(g["dense"], c.dense)
@@ -54,10 +59,11 @@ def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, s
             if len(groups) >= k:
                 continue
             groups.append({"source": ch.source, "start": ch.start, "end": ch.end, "ids": [ch.id],
-                           "score": c.score, "dense": c.dense, "bm25": c.bm25, "first": ch})
+                           "score": c.score, "dense": c.dense, "bm25": c.bm25, "first": ch,
+                           "text": ch.text if len(ch.text) == ch.end - ch.start else None})
     hits = []
     for rank, g in enumerate(groups, start=1):
-        text = doc_texts[g["source"]][g["start"]:g["end"]]
+        text = g["text"] if g["text"] is not None else doc_texts[g["source"]][g["start"]:g["end"]]
         first: Chunk = g["first"]
         hits.append(Hit(rank, g["score"], g["source"], g["start"], g["end"], text, first.headings, first.page,
                         tuple(g["ids"]), g["dense"], g["bm25"]))
@@ -79,6 +85,19 @@ def drop_near_duplicates(candidates: Sequence[Candidate], vectors: np.ndarray, t
             continue
         kept.append(i)
     return [candidates[i] for i in kept]
+
+
+def _joined(text: str | None, start: int, end: int, ch: Chunk) -> str | None:
+    """The text of [start, end) (`text`, None if unknown) and of the chunk `ch` that overlaps or touches
+    it, over their union; None when the two disagree where they overlap."""
+    if text is None or len(ch.text) != ch.end - ch.start:
+        return None
+    lo, hi = max(start, ch.start), min(end, ch.end)
+    if text[lo - start:hi - start] != ch.text[lo - ch.start:hi - ch.start]:
+        return None
+    head = ch.text[:start - ch.start] if ch.start < start else ""
+    tail = ch.text[end - ch.start:] if ch.end > end else ""
+    return head + text + tail
 
 
 def _max(a: float | None, b: float | None) -> float | None:
