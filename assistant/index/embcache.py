@@ -35,6 +35,19 @@ def text_key(namespace: str, text: str) -> bytes:
     return h.digest()
 
 
+def select_vectors(con: sqlite3.Connection, keys: Sequence[bytes], dimension: int) -> dict[bytes, np.ndarray]:
+    """The vectors of `keys` held in the `vectors` table of `con` (those present, of the right shape)."""
+    out: dict[bytes, np.ndarray] = {}
+    for i in range(0, len(keys), _CHUNK):
+        part = list(keys[i:i + _CHUNK])
+        marks = ",".join("?" * len(part))
+        for key, blob in con.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part):
+            vec = np.frombuffer(blob, dtype=np.float32)
+            if vec.shape == (dimension,):
+                out[bytes(key)] = vec
+    return out
+
+
 class EmbeddingCache:
     def __init__(self, index_dir: Path, namespace: str, dimension: int, file: str = FILE, wal: bool = True) -> None:
         index_dir.mkdir(parents=True, exist_ok=True)
@@ -71,33 +84,14 @@ class EmbeddingCache:
 
     def get(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         """The cached vectors of `keys` (those present), marked as used now."""
-        out: dict[bytes, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
         with self._lock:
             tick = self._next_tick()
+            out = select_vectors(self._con, unique, self.dimension)
             for i in range(0, len(unique), _CHUNK):
                 part = unique[i:i + _CHUNK]
                 marks = ",".join("?" * len(part))
-                for key, blob in self._con.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part):
-                    vec = np.frombuffer(blob, dtype=np.float32)
-                    if vec.shape == (self.dimension,):
-                        out[bytes(key)] = vec
-                if part:
-                    self._con.execute(f"UPDATE vectors SET used = ? WHERE key IN ({marks})", [tick, *part])
-        return out
-
-    def peek(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        """The cached vectors of `keys` (those present), without marking them: a read that writes nothing."""
-        out: dict[bytes, np.ndarray] = {}
-        unique = list(dict.fromkeys(keys))
-        with self._lock:
-            for i in range(0, len(unique), _CHUNK):
-                part = unique[i:i + _CHUNK]
-                marks = ",".join("?" * len(part))
-                for key, blob in self._con.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part):
-                    vec = np.frombuffer(blob, dtype=np.float32)
-                    if vec.shape == (self.dimension,):
-                        out[bytes(key)] = vec
+                self._con.execute(f"UPDATE vectors SET used = ? WHERE key IN ({marks})", [tick, *part])
         return out
 
     def put(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:

@@ -22,7 +22,7 @@ from ..embed import Embedder
 from ..quotable import quotable_texts
 from ..records import Document
 from ..settings import Settings
-from .embcache import EmbeddingCache, text_key
+from .embcache import EmbeddingCache, select_vectors, text_key
 from .fill import Progress, backend_of, embed_texts
 
 FILE = "sentences.sqlite"
@@ -161,19 +161,11 @@ class SentenceLookup:
             if con is None or not texts:
                 return {}
             by_key = {text_key(self.namespace, t): t for t in texts}
-            keys = list(by_key)
-            out: dict[str, np.ndarray] = {}
             try:
-                for i in range(0, len(keys), 500):
-                    part = keys[i:i + 500]
-                    marks = ",".join("?" * len(part))
-                    for key, blob in con.execute(f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part):
-                        vec = np.frombuffer(blob, dtype=np.float32)
-                        if vec.shape == (self.dimension,):
-                            out[by_key[bytes(key)]] = vec
+                found = select_vectors(con, list(by_key), self.dimension)
             except sqlite3.Error:  # a store being created or pruned right now: embed instead
-                return out
-            return out
+                return {}
+            return {by_key[k]: v for k, v in found.items()}
 
     def close(self) -> None:
         with self._lock:
