@@ -55,6 +55,7 @@ class Assistant:
         stored = retriever.sentences
         self._extractive = ExtractiveAnswerer(retriever.embed, threshold=settings.abstain_threshold,
                                               max_sentences=settings.answer_sentences, stored=stored,
+                                              embed_queries=retriever.embed_queries,
                                               scoring=Scoring(asked_for=settings.asked_for_weight))
         self._llm = None
         self._swap = threading.Lock()  # guards replacing the retriever after an index update

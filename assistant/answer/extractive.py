@@ -166,12 +166,13 @@ class SentenceCache:
 class ExtractiveAnswerer:
     def __init__(self, embed: Embed, *, threshold: float, max_sentences: int = 3,
                  scoring: Scoring | None = None, naming: Naming | None = None,
-                 stored: Lookup | None = None) -> None:
+                 stored: Lookup | None = None, embed_queries: Embed | None = None) -> None:
         self.threshold = threshold
         self.max_sentences = max_sentences
         self.scoring = scoring or Scoring()
         self.naming = naming or Naming()
         self._embed = embed
+        self._embed_queries = embed_queries or embed  # the question (and its context), not sentences
         self.cache = SentenceCache(embed, stored=stored)
         self._versions: weakref.WeakKeyDictionary[object, frozenset[tuple[str, str]]] = weakref.WeakKeyDictionary()
         self._versions_lock = threading.Lock()
@@ -218,7 +219,7 @@ class ExtractiveAnswerer:
             return [], np.zeros(0), np.zeros((0, 1))
         sc = self.scoring
         queries = [question] + ([f"{history[-1].question} {question}"] if history else [])
-        qv = self._embed(queries)
+        qv = self._embed_queries(queries)
         sv = self.cache.vectors([c.text for c in cands])
         sim = sv @ qv[0]
         if len(qv) > 1:

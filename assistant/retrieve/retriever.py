@@ -96,7 +96,7 @@ class Retriever:
         fetch = max(s.fetch_k, k)
         if mode in ("hybrid", "dense"):
             t = time.perf_counter()
-            qv = self.embed(queries)
+            qv = self.embed_queries(queries)
             timings["embed_ms"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             found = self.reader.dense(qv, fetch)
@@ -147,29 +147,30 @@ class Retriever:
         return m.dense_count, m.chunks
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors of `texts`. The last few query texts are remembered (by their exact text, for this
-        retriever's model): an answer scores its sentences against the vector its search just made."""
+        """Vectors of `texts`, one batch (sentences, passages)."""
         if not self._checked:
             self._check_model()
-        if len(texts) > 4:  # a batch of sentences, not queries
-            return self.embedder.embed(texts)
+        return self.embedder.embed(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of queries, each embedded alone and the last few remembered by their exact text: an
+        answer scores its sentences against the vector its search just made, and a vector never depends
+        on which texts shared its batch (padding changes the last bits), so a query ranks the same whether
+        or not its vector was remembered."""
+        if not texts:
+            return self.embed(texts)
         with self._recent_lock:
             got = [self._recent.get(t) for t in texts]
-        # Each query alone: a vector must not depend on which texts shared its batch (padding changes the
-        # last bits), so that a query ranks the same whether or not its vector was remembered.
+            for t, v in zip(texts, got, strict=True):
+                if v is not None:
+                    self._recent.move_to_end(t)
         for i, t in enumerate(texts):
             if got[i] is None:
-                got[i] = self.embedder.embed([t])[0]
+                got[i] = self.embed([t])[0]
                 with self._recent_lock:
                     self._recent[t] = got[i]
                     while len(self._recent) > 64:
                         self._recent.popitem(last=False)
-            else:
-                with self._recent_lock:
-                    if t in self._recent:
-                        self._recent.move_to_end(t)
-        if not texts:
-            return self.embedder.embed(texts)
         return np.stack(got)  # type: ignore[arg-type]
 
     def _check_model(self) -> None:
