@@ -133,12 +133,12 @@ class Settings:
         for name, f in known.items():
             raw = env.get(f"ASSISTANT_{name.upper()}")
             if raw is not None:
-                values[name] = _parse(name, f.type, raw)
+                values[name] = parse_value(name, f.type, raw)
         for name, value in overrides.items():
             if name not in known:
                 raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(known))}")
             if value is not None:
-                values[name] = _parse(name, known[name].type, value) if isinstance(value, str) else value
+                values[name] = parse_value(name, known[name].type, value) if isinstance(value, str) else value
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:
@@ -152,7 +152,8 @@ class Settings:
         return {f.name: f.metadata["help"] for f in fields(Settings)}
 
 
-def _parse(name: str, type_name: Any, raw: str) -> Any:
+def parse_value(name: str, type_name: Any, raw: str) -> Any:
+    """A setting's text (environment, config file, `--compare KEY=VALUE`) as its typed value."""
     try:
         if type_name == "int":
             return int(raw)

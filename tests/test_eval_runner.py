@@ -224,6 +224,11 @@ def test_parse_overrides_types_and_errors():
         parse_overrides(["dense"], base)
     with pytest.raises(ConfigError, match="retrieval: must be"):
         parse_overrides(["retrieval=magic"], base)
+    # A boolean is read as one: "false" is not a (truthy) string.
+    assert parse_overrides(["sentence_vectors=false", "verbose=1"], base) == {
+        "sentence_vectors": False, "verbose": True}
+    with pytest.raises(ConfigError, match="sentence_vectors: expected bool"):
+        parse_overrides(["sentence_vectors=maybe"], base)
 
 
 def test_cli_eval_with_compare(docs: Path, questions: Path, tmp_path: Path, monkeypatch, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..settings import Settings
+from ..settings import Settings, parse_value
 
 DEFAULT_QUESTIONS = Path("eval/questions.jsonl")
 DEFAULT_OUT = Path("eval/out")
@@ -52,12 +52,10 @@ def parse_overrides(pairs: list[str], base: Settings) -> dict[str, Any]:
             raise ConfigError(f"--compare: expected KEY=VALUE, got {pair!r}")
         if key not in types:
             raise ConfigError(f"--compare: unknown setting {key!r}; known: {', '.join(sorted(types))}")
-        typ = types[key]
         try:
-            out[key] = (int(raw) if typ == "int" else float(raw) if typ == "float"
-                        else Path(raw) if typ == "Path" else raw)
-        except ValueError:
-            raise ConfigError(f"--compare: {key}: expected {typ}, got {raw!r}") from None
+            out[key] = parse_value(key, types[key], raw)
+        except ConfigError as e:
+            raise ConfigError(f"--compare: {e}") from None
     base.replace(**out)  # validates the combination now, before anything runs
     return out
 
