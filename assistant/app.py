@@ -56,7 +56,9 @@ class Assistant:
         self._extractive = ExtractiveAnswerer(retriever.embed, threshold=settings.abstain_threshold,
                                               max_sentences=settings.answer_sentences, stored=stored,
                                               embed_queries=retriever.embed_queries,
-                                              scoring=Scoring(asked_for=settings.asked_for_weight))
+                                              scoring=Scoring(asked_for=settings.asked_for_weight,
+                                                              term_section=settings.term_section_weight,
+                                                              compose=settings.compose_quotes))
         self._llm = None
         self._swap = threading.Lock()  # guards replacing the retriever after an index update
         self._write = threading.Lock()  # one index update at a time from this process

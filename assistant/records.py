@@ -88,7 +88,8 @@ class Hit:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """A quoted sentence backing part of an answer: `doc_text[start:end] == quote`."""
+    """A quoted sentence (with the sentence or code it leans on, answer/compose.py) backing part of an answer:
+    `doc_text[start:end] == quote`."""
 
     n: int
     source: str

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from assistant.answer.extractive import ExtractiveAnswerer, Scoring, asked_for, gives
-from assistant.records import Document, Hit
+from assistant.records import Document, Hit, Section
 
 
 @pytest.mark.parametrize(("question", "default", "term"), [
@@ -50,3 +50,25 @@ def test_the_bonus_moves_the_sentence_that_holds_the_default_first() -> None:
                      "disk files.": 0.0, "If this value is specified without units, it is taken as kilobytes.": 0.0,
                      "The default value is four megabytes (4MB).": 0.1}
 
+
+
+def test_a_named_term_is_answered_from_its_own_section() -> None:
+    text = ("work_mem (integer)\n\nSets the base maximum amount of memory used by a query operation. "
+            "The default value is four megabytes (4MB).\n\nhash_mem_multiplier (floating point)\n\n"
+            "Used to compute the maximum amount of memory that hash-based operations can use. "
+            "The default value is 2.0, which makes hash-based operations use twice the usual work_mem.")
+    starts = [0, text.index("hash_mem_multiplier")]
+    doc = Document("c.html", text, "sha", "Resource Consumption",
+                   sections=tuple(Section(s, 2, text[s:text.index("\n", s)]) for s in starts))
+    hit = Hit(1, 1.0, "c.html", 0, len(text), text, (), None, ("c",), None, None)
+
+    def embed(texts):  # noqa: ANN001, ANN202  the other section's sentence is the closer one
+        return np.array([[1.0, 0.0] if "2.0" in t or t.startswith("And") else [0.8, 0.6] for t in texts],
+                        np.float32)
+
+    args = ("And what is the default for work_mem?", [hit], {"c.html": text}, {"c.html": doc})
+    off = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1, scoring=Scoring(term_section=0.0)).answer(*args)
+    on = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1).answer(*args)
+    assert [c.quote for c in off.citations] == ["The default value is 2.0, which makes hash-based operations use "
+                                                "twice the usual work_mem."]
+    assert [c.quote for c in on.citations] == ["The default value is four megabytes (4MB)."]

@@ -68,7 +68,7 @@ def test_question_words_in_a_sentence_heading_count_as_overlap() -> None:
            "The default value is four megabytes."
     sections = (Section(0, 3, "other_setting (integer)"), Section(text.index("work_mem"), 3, "work_mem (integer)"))
     doc = Document("c.html", text, "0", "Resource Consumption", sections)
-    for scoring, quote in ((Scoring(), "four"), (Scoring(heading_lexical=False), "two")):
+    for scoring, quote in ((Scoring(), "four"), (Scoring(heading_lexical=False, term_section=0.0), "two")):
         answerer = ExtractiveAnswerer(HashEmbedder().embed, threshold=-1.0, max_sentences=1, scoring=scoring)
         ans = answerer.answer("What is the default for work_mem?", [_hit(text, "c.html")], {"c.html": text},
                               {"c.html": doc})

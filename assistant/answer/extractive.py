@@ -19,6 +19,7 @@ from ..index.terms import tokenize
 from ..quotable import is_statement, question_before
 from ..records import Answer, Citation, Document, Hit, Turn
 from ..sentences import paragraph_spans, sentence_spans
+from .compose import compose, spoken
 from .prompts import ABSTAIN_TEXT
 from .question import GENERIC_HEADS, Name, analyze, has_type, mentions_version, version_mentions
 
@@ -41,6 +42,8 @@ class Scoring:
     redundant: float = 0.85  # sentences this similar to a chosen one are left out
     heading_lexical: bool = True  # count the question's words found in the sentence's heading too
     asked_for: float = 0.1  # a sentence that holds what the question asks for: a default, a definition
+    compose: bool = True  # quote a sentence with the one it leans on or that finishes it (answer/compose.py)
+    term_section: float = 0.3  # a sentence in the section of the term the question names ("work_mem")
 
 
 _DEFAULT_Q = re.compile(r"\bdefaults?\b", re.I)
@@ -65,6 +68,12 @@ def gives(sentence: str, default: bool, term: frozenset[str]) -> bool:
     if default and _DEFAULT_A.search(sentence):
         return True
     return bool(term) and term <= set(tokenize(" ".join(sentence.split()[: len(term) + 2])))
+
+
+def section_term(heading: str) -> tuple[str, ...]:
+    """The term a reference section documents, as index words: "work_mem (integer)" -> ("work_mem",),
+    "archive_command (string)", "str.join()"; a prose heading gives its words, which a name rarely equals."""
+    return tuple(tokenize(heading.split(" (")[0].split(", ")[0]))
 
 
 class Vocabulary(Protocol):
@@ -111,6 +120,7 @@ class _Cand:
     qa_start: int  # span of a question right before the sentence's paragraph, or -1
     qa_end: int
     heading: str = ""  # the innermost heading the sentence stands under, unless it is the document title
+    section: str = ""  # the innermost heading, the document title included
 
 
 def _text_key(text: str) -> bytes:
@@ -207,7 +217,7 @@ class ExtractiveAnswerer:
                     if norm in seen or not is_statement(sent):
                         continue
                     seen.add(norm)
-                    out.append(_Cand(h.source, s, e, sent, h, qs, qe, heading))
+                    out.append(_Cand(h.source, s, e, sent, h, qs, qe, heading, path[-1] if path else ""))
         return out
 
     def score(self, question: str, hits: Sequence[Hit], doc_texts: Mapping[str, str],
@@ -233,6 +243,7 @@ class ExtractiveAnswerer:
         qterms = set(tokenize(question))
         want_default, term = asked_for(question) if sc.asked_for else (False, frozenset())
         previous = history[-1].citations if history else ()
+        named = {tuple(tokenize(n.text)) for n in analyze(question).names if n.kind in ("code", "quoted")}
         scores = np.empty(len(cands))
         for i, c in enumerate(cands):
             words = f"{c.heading} {c.text}" if sc.heading_lexical else c.text
@@ -243,6 +254,8 @@ class ExtractiveAnswerer:
             scores[i] = evidence + sc.lexical * lex - sc.rank * (c.hit.rank - 1) + sc.continuity * near
             if (want_default or term) and gives(c.text, want_default, term):
                 scores[i] += sc.asked_for
+            if named and sc.term_section and section_term(c.section) in named:
+                scores[i] += sc.term_section
         return cands, scores, sv
 
     def eligible(self, question: str, cands: Sequence[_Cand], hits: Sequence[Hit],
@@ -335,14 +348,21 @@ class ExtractiveAnswerer:
             chosen.append(int(i))
         citations = []
         parts = []
+        spans = [(cands[i].source, cands[i].start, cands[i].end) for i in chosen]
         for n, i in enumerate(chosen, start=1):
             c = cands[i]
+            start, end = c.start, c.end
+            if self.scoring.compose:
+                taken = [(a, b) for j, (src, a, b) in enumerate(spans) if j != n - 1 and src == c.source]
+                start, end = compose(doc_texts[c.source], c.start, c.end, taken)
+                spans[n - 1] = (c.source, start, end)
+            quote = doc_texts[c.source][start:end]
             doc = documents.get(c.source)
-            headings = doc.heading_path(c.start) if doc else c.hit.headings
-            page = doc.page_at(c.start) if doc else c.hit.page
-            citations.append(Citation(n, c.source, c.start, c.end, c.text, headings, page, c.hit.start,
-                                      c.hit.end))
-            parts.append(f"{' '.join(c.text.split())} [{n}]")
+            headings = doc.heading_path(start) if doc else c.hit.headings
+            page = doc.page_at(start) if doc else c.hit.page
+            citations.append(Citation(n, c.source, start, end, quote, headings, page, min(start, c.hit.start),
+                                      max(end, c.hit.end)))
+            parts.append(f"{spoken(quote)} [{n}]")
         timings["answer_ms"] = (time.perf_counter() - t) * 1000
         return Answer(question, " ".join(parts), tuple(citations), False, tuple(hits), "extractive",
                       timings_ms=timings)
@@ -352,7 +372,7 @@ class ExtractiveAnswerer:
                vocabulary: Vocabulary | None = None) -> Iterator[str | Answer]:
         """The answer sentence by sentence, then the Answer itself."""
         ans = self.answer(question, hits, doc_texts, documents, history, vocabulary)
-        pieces = re.split(r"(?<=\])\s", ans.text) if not ans.abstained else [ans.text]
-        for i, p in enumerate(pieces):
-            yield p if i == 0 else " " + p
+        # Sentence by sentence: split after each "[n]" marker, keeping the whitespace that follows it.
+        pieces = re.split(r"(?<=\[\d\])(?=\s)|(?<=\[\d\d\])(?=\s)", ans.text) if not ans.abstained else [ans.text]
+        yield from (p for p in pieces if p)
         yield ans

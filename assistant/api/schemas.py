@@ -59,7 +59,8 @@ class Hit(BaseModel):
 class Citation(BaseModel):
     n: int = Field(description="The [n] marker in the answer text.")
     source: str
-    quote: str = Field(description="The quoted sentence: exactly text[start:end] of the source's loaded text.")
+    quote: str = Field(description="The quoted sentence (with the sentence or code it leans on): exactly "
+                                   "text[start:end] of the source's loaded text.")
     start: int = Field(description=OFFSETS)
     end: int
     headings: list[str]
