@@ -46,12 +46,18 @@ class Settings:
     bm25_weight: float = _f(1.0, "Weight of the BM25 ranking in fusion.")
     context_weight: float = _f(0.6, "Weight of a follow-up's second query (the previous question and this one) "
                                     "against the question alone (1.0).")
+    followup_weight: float = _f(2.0, "Weight of a follow-up searched with its pronoun replaced by the previous "
+                                     "question's subject (\"on it\" -> \"on hot standby\"); 0: off.")
     duplicate_threshold: float = _f(0.9, "Passages this similar (cosine) to a better one elsewhere are "
                                           "dropped, so copies of one text do not fill the results; 1 keeps all.")
     abstain_threshold: float = _f(0.34, "Evidence score under which the answer abstains.")
     answer_sentences: int = _f(3, "Most sentences an extractive answer quotes.")
     asked_for_weight: float = _f(0.1, "Extractive answers: bonus for a sentence that holds what the question asks "
                                       "for (a default, the definition of the term asked about).")
+    term_section_weight: float = _f(0.3, "Extractive answers: bonus for a sentence in the section of the term the "
+                                         "question names (work_mem, archive_command, str.join()).")
+    compose_quotes: bool = _f(True, "Extractive answers: quote a sentence together with the sentence it leans on "
+                                    "or that finishes it (\"That means ...\") and the code it introduces (\"...:\").")
     mode: str = _f("extractive", "Answer mode: extractive or llm.")
     llm_base_url: str = _f("", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (empty: no LLM).")
     term_section_weight: float = _f(0.3, "Extractive answers: bonus for a sentence in the section of the term the "

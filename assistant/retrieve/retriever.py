@@ -20,6 +20,7 @@ from ..index.store import Reader, store_for
 from ..index.terms import tokenize
 from ..records import Hit
 from ..settings import Settings
+from .followup import resolve
 from .fusion import Candidate, drop_near_duplicates, merge_overlapping, rrf
 
 
@@ -88,6 +89,9 @@ class Retriever:
         mode = retrieval or s.retrieval
         queries = [query] + ([f"{context} {query}"] if context.strip() else [])
         qweights = [1.0, s.context_weight][: len(queries)]
+        if context.strip() and s.followup_weight > 0 and (resolved := resolve(query, context)) is not None:
+            queries.append(resolved)
+            qweights.append(s.followup_weight)
         timings: dict[str, float] = {}
         rankings: list[Sequence[int]] = []
         weights: list[float] = []
