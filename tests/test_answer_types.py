@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.answer.extractive import ExtractiveAnswerer, Scoring, asked_for, gives
+from assistant.answer.extractive import ExtractiveAnswerer, Scoring, asked_for, gives, is_yes_no, takes_a_side
 from assistant.records import Document, Hit, Section
 
 
@@ -72,3 +72,34 @@ def test_a_named_term_is_answered_from_its_own_section() -> None:
     assert [c.quote for c in off.citations] == ["The default value is 2.0, which makes hash-based operations use "
                                                 "twice the usual work_mem."]
     assert [c.quote for c in on.citations] == ["The default value is four megabytes (4MB)."]
+
+
+@pytest.mark.parametrize(("question", "yes_no"), [
+    ("Can pg_basebackup back up just one database?", True),
+    ("And is it stable?", True),
+    ("Does EXPLAIN ANALYZE execute the statement?", True),
+    ("What does VACUUM FULL do?", False),
+    ("How do I cancel a query?", False),
+    ("Is there a way to log slow queries?", True),
+])
+def test_is_yes_no(question: str, yes_no: bool) -> None:
+    assert is_yes_no(question) is yes_no
+
+
+def test_a_yes_no_question_prefers_the_sentence_that_takes_a_side() -> None:
+    assert takes_a_side("It is not possible to back up individual databases.")
+    assert takes_a_side("Backups are always taken of the entire cluster.")
+    assert not takes_a_side("pg_basebackup makes an exact copy of the cluster's files.")
+    text = ("pg_basebackup makes an exact copy of the database cluster's files. Backups are always taken of the "
+            "entire database cluster; it is not possible to back up individual databases.")
+    doc = Document("b.html", text, "sha", "pg_basebackup")
+    hit = Hit(1, 1.0, "b.html", 0, len(text), text, (), None, ("c",), None, None)
+
+    def embed(texts):  # noqa: ANN001, ANN202  the plain description is the closer one
+        return np.array([[1.0, 0.0] if t.startswith(("pg_", "Can")) else [0.95, 0.312] for t in texts], np.float32)
+
+    args = ("Can pg_basebackup back up just one database?", [hit], {"b.html": text}, {"b.html": doc})
+    off = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1, scoring=Scoring(yes_no=0.0)).answer(*args)
+    on = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1).answer(*args)
+    assert off.citations[0].quote.startswith("pg_basebackup makes")
+    assert on.citations[0].quote.startswith("Backups are always")

@@ -44,6 +44,7 @@ class Scoring:
     asked_for: float = 0.1  # a sentence that holds what the question asks for: a default, a definition
     compose: bool = True  # quote a sentence with the one it leans on or that finishes it (answer/compose.py)
     term_section: float = 0.3  # a sentence in the section of the term the question names ("work_mem")
+    yes_no: float = 0.1  # a yes/no question: a sentence that says yes or no, or under which condition
 
 
 _DEFAULT_Q = re.compile(r"\bdefaults?\b", re.I)
@@ -60,6 +61,22 @@ def asked_for(question: str) -> tuple[bool, frozenset[str]]:
     m = _DEFINE_Q.match(re.sub(r"\s+(?:actually|really|exactly)\b", "", question, flags=re.I))
     term = frozenset(tokenize(m.group("term"))) if m and len(m.group("term").split()) <= 4 else frozenset()
     return False, term
+
+
+# "Can pg_basebackup back up just one database?", "And is it stable?": answered by a sentence that takes
+# a side ("it is not possible", "always", "even when ...", "yes").
+_YES_NO_Q = re.compile(r"^\s*(?:(?:and|but|so|also),?\s+)?(?:is|are|was|were|does|do|did|can|could|will|would|should|"
+                       r"must|may|has|have)\b", re.I)
+_POLAR = re.compile(r"\b(?:not|no|never|cannot|yes|only|always|even|must|without|unless)\b|n't\b", re.I)
+
+
+def is_yes_no(question: str) -> bool:
+    return _YES_NO_Q.match(question) is not None
+
+
+def takes_a_side(sentence: str) -> bool:
+    """Whether a sentence says yes or no, or when: a negation, "only", "always", "even", "unless"."""
+    return _POLAR.search(sentence) is not None
 
 
 def gives(sentence: str, default: bool, term: frozenset[str]) -> bool:
@@ -244,6 +261,7 @@ class ExtractiveAnswerer:
         want_default, term = asked_for(question) if sc.asked_for else (False, frozenset())
         previous = history[-1].citations if history else ()
         named = {tuple(tokenize(n.text)) for n in analyze(question).names if n.kind in ("code", "quoted")}
+        yes_no = sc.yes_no > 0 and is_yes_no(question)
         scores = np.empty(len(cands))
         for i, c in enumerate(cands):
             words = f"{c.heading} {c.text}" if sc.heading_lexical else c.text
@@ -256,6 +274,8 @@ class ExtractiveAnswerer:
                 scores[i] += sc.asked_for
             if named and sc.term_section and section_term(c.section) in named:
                 scores[i] += sc.term_section
+            if yes_no and takes_a_side(c.text):
+                scores[i] += sc.yes_no
         return cands, scores, sv
 
     def eligible(self, question: str, cands: Sequence[_Cand], hits: Sequence[Hit],
