@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.answer.extractive import ExtractiveAnswerer, Scoring, asked_for, gives, is_yes_no, takes_a_side
+from assistant.answer.extractive import (
+    ExtractiveAnswerer,
+    Scoring,
+    asked_for,
+    gives,
+    gives_a_reason,
+    is_why,
+    is_yes_no,
+    takes_a_side,
+)
 from assistant.records import Document, Hit, Section
 
 
@@ -103,3 +112,23 @@ def test_a_yes_no_question_prefers_the_sentence_that_takes_a_side() -> None:
     on = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1).answer(*args)
     assert off.citations[0].quote.startswith("pg_basebackup makes")
     assert on.citations[0].quote.startswith("Backups are always")
+
+
+def test_a_why_question_prefers_the_sentence_that_gives_the_reason() -> None:
+    assert is_why("Why is random_page_cost only 4.0?") and is_why("And why not?")
+    assert not is_why("What is random_page_cost?")
+    assert gives_a_reason("A lower default is used because most random reads are assumed to be in cache.")
+    assert not gives_a_reason("Random access to storage is normally much more expensive.")
+    text = ("Random access to storage is normally much more expensive than four times sequential access. "
+            "A lower default for random_page_cost is used because most random reads are assumed to be in cache.")
+    doc = Document("q.html", text, "sha", "Planner")
+    hit = Hit(1, 1.0, "q.html", 0, len(text), text, (), None, ("c",), None, None)
+
+    def embed(texts):  # noqa: ANN001, ANN202  the sentence without the reason is the closer one
+        return np.array([[1.0, 0.0] if t.startswith(("Random", "Why")) else [0.9, 0.436] for t in texts], np.float32)
+
+    args = ("Why is random_page_cost only 4.0?", [hit], {"q.html": text}, {"q.html": doc})
+    off = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1, scoring=Scoring(why=0.0)).answer(*args)
+    on = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1).answer(*args)
+    assert off.citations[0].quote.startswith("Random access")
+    assert on.citations[0].quote.startswith("A lower default")

@@ -45,6 +45,7 @@ class Scoring:
     compose: bool = True  # quote a sentence with the one it leans on or that finishes it (answer/compose.py)
     term_section: float = 0.3  # a sentence in the section of the term the question names ("work_mem")
     yes_no: float = 0.1  # a yes/no question: a sentence that says yes or no, or under which condition
+    why: float = 0.15  # a "why" question: a sentence that gives a reason ("because", "so that", "due to")
 
 
 _DEFAULT_Q = re.compile(r"\bdefaults?\b", re.I)
@@ -77,6 +78,19 @@ def is_yes_no(question: str) -> bool:
 def takes_a_side(sentence: str) -> bool:
     """Whether a sentence says yes or no, or when: a negation, "only", "always", "even", "unless"."""
     return _POLAR.search(sentence) is not None
+
+
+# "Why doesn't pg_dump save my roles?": answered by the sentence that gives the reason.
+_WHY_Q = re.compile(r"^\s*(?:(?:and|but|so),?\s+)?why\b", re.I)
+_REASON = re.compile(r"\b(?:because|since|so that|reason|therefore|due to|as a result|in order to|otherwise)\b", re.I)
+
+
+def is_why(question: str) -> bool:
+    return _WHY_Q.match(question) is not None
+
+
+def gives_a_reason(sentence: str) -> bool:
+    return _REASON.search(sentence) is not None
 
 
 def gives(sentence: str, default: bool, term: frozenset[str]) -> bool:
@@ -262,6 +276,7 @@ class ExtractiveAnswerer:
         previous = history[-1].citations if history else ()
         named = {tuple(tokenize(n.text)) for n in analyze(question).names if n.kind in ("code", "quoted")}
         yes_no = sc.yes_no > 0 and is_yes_no(question)
+        why = sc.why > 0 and is_why(question)
         scores = np.empty(len(cands))
         for i, c in enumerate(cands):
             words = f"{c.heading} {c.text}" if sc.heading_lexical else c.text
@@ -276,6 +291,8 @@ class ExtractiveAnswerer:
                 scores[i] += sc.term_section
             if yes_no and takes_a_side(c.text):
                 scores[i] += sc.yes_no
+            if why and gives_a_reason(c.text):
+                scores[i] += sc.why
         return cands, scores, sv
 
     def eligible(self, question: str, cands: Sequence[_Cand], hits: Sequence[Hit],
