@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assistant.answer.compose import MAX_BLOCK_CHARS, compose, leans_back, spoken
 from assistant.answer.extractive import ExtractiveAnswerer, Scoring
@@ -124,3 +126,24 @@ def test_a_passage_cut_at_the_colon_still_quotes_the_code_and_grows_to_hold_it()
     (c,) = ans.citations
     assert c.quote.endswith("tutorial-env") and VENV[c.start:c.end] == c.quote
     assert (c.passage_start, c.passage_end) == (0, c.end)
+
+
+_PIECES = ["Sorts are stable.", "That means the order is kept.", "Use this:", "x = 1;", "It is fast.",
+           "The advantage is speed.", "\n\n", "\r\n\r\n", "\n", "  ", "::", "\n\n   code --flag\n\n"]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=14), st.data())
+def test_a_composed_quote_holds_its_sentence_and_stays_an_exact_span(pieces, data) -> None:
+    from assistant.quotable import quotable_spans
+
+    text = " ".join(pieces)
+    spans = [(s, e) for _p, s, e in quotable_spans(text)]
+    if not spans:
+        return
+    s, e = data.draw(st.sampled_from(spans))
+    a, b = compose(text, s, e)
+    assert 0 <= a <= s < e <= b <= len(text)
+    assert b - a <= (e - s) + 2 * 600 + MAX_BLOCK_CHARS  # one sentence each way and one block, never more
+    assert text[a:b].strip() == text[a:b]  # whole sentences and blocks, trimmed
+    assert spoken(text[a:b])  # says something

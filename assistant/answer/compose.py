@@ -86,7 +86,7 @@ def _is_block(chunk: str) -> bool:
 
 def spoken(quote: str) -> str:
     """A composed quote as answer text: its prose on one line, an introduced block below it as written."""
-    head, sep, block = (re.split(r"(\n[ \t]*\n)", quote, maxsplit=1) + ["", ""])[:3]
+    head, sep, block = (re.split(r"(\n[ \t\r]*\n)", quote, maxsplit=1) + ["", ""])[:3]
     prose = " ".join(head.split())
     if not sep:
         return prose
