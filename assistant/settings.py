@@ -44,6 +44,8 @@ class Settings:
                           "outvoted by passages both rankings hold only halfway down.")
     dense_weight: float = _f(1.0, "Weight of the dense ranking in fusion.")
     bm25_weight: float = _f(1.0, "Weight of the BM25 ranking in fusion.")
+    bm25_coverage: float = _f(0.5, "BM25's weight is halved for a query whose best BM25 hits hold less than this "
+                                   "share of its IDF mass (paraphrases lean on the dense ranking); 0: off.")
     context_weight: float = _f(0.6, "Weight of a follow-up's second query (the previous question and this one) "
                                     "against the question alone (1.0).")
     followup_weight: float = _f(2.0, "Weight of a follow-up searched with its pronoun replaced by the previous "

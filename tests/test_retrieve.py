@@ -139,3 +139,23 @@ def test_follow_up_context_brings_the_subject_back(articles_assistant) -> None:
     assert "user behavior analysis" in follow.text or "personalized marketing" in follow.text
     alone = articles_assistant.ask("What is his expertise?")
     assert "user behavior analysis" not in alone.text.split("[1]")[0], "without history it cannot know who"
+
+
+def test_coverage_is_the_share_of_the_query_idf_mass_one_bm25_hit_holds(settings, hash_embedder) -> None:
+    build_index(settings, embedder=hash_embedder)
+    r = Retriever.open(settings, hash_embedder)
+    keys = [key for key, _ in r.reader.bm25(["bellevu", "washington"], 3)]
+    assert r.coverage(["bellevu", "washington"], keys) == 1.0  # a hit holds both words
+    # A word no chunk holds says nothing about the hits: it leaves the share as it was.
+    assert r.coverage(["bellevu", "washington", "zzqxv"], keys) == 1.0
+    assert r.coverage(["zzqxv"], keys) == 0.0
+
+
+def test_a_query_its_bm25_hits_barely_hold_leans_on_the_dense_ranking(settings, hash_embedder) -> None:
+    build_index(settings, embedder=hash_embedder)
+    q = "Bellevue Washington employees Douyin"
+    always = Retriever.open(settings.replace(bm25_coverage=1.01), hash_embedder).search(q, 5)  # every query leans
+    halved = Retriever.open(settings.replace(bm25_coverage=0.0, bm25_weight=0.5), hash_embedder).search(q, 5)
+    never = Retriever.open(settings.replace(bm25_coverage=0.0), hash_embedder).search(q, 5)
+    assert [(h.source, h.start) for h in always] == [(h.source, h.start) for h in halved]
+    assert [h.score for h in always] != [h.score for h in never]

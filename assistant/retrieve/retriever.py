@@ -23,6 +23,8 @@ from ..settings import Settings
 from .followup import resolve
 from .fusion import Candidate, drop_near_duplicates, merge_overlapping, rrf
 
+LOW_COVERAGE = 0.5  # BM25's weight for a query whose BM25 hits hold little of it (settings.bm25_coverage)
+
 
 class Retriever:
     def __init__(self, reader: Reader, embedder: Embedder, settings: Settings) -> None:
@@ -116,11 +118,14 @@ class Retriever:
         if mode in ("hybrid", "bm25"):
             t = time.perf_counter()
             for q, w in zip(queries, qweights, strict=True):
-                res = self.reader.bm25(tokenize(q), fetch)
+                terms = tokenize(q)
+                res = self.reader.bm25(terms, fetch)
                 for key, sc in res:
                     lexical.setdefault(key, sc)
                 rankings.append([key for key, _ in res])
-                weights.append(w * (s.bm25_weight if mode == "hybrid" else 1.0))
+                lean = (mode == "hybrid" and s.bm25_coverage > 0 and bool(res)
+                        and self.coverage(terms, [key for key, _ in res[:3]]) < s.bm25_coverage)
+                weights.append(w * (s.bm25_weight * (LOW_COVERAGE if lean else 1.0) if mode == "hybrid" else 1.0))
             timings["bm25_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         fused = rrf(rankings, weights, s.rrf_k)
@@ -144,6 +149,25 @@ class Retriever:
         hits = merge_overlapping(cands, self.reader.doc_texts, k)
         timings["fuse_ms"] = (time.perf_counter() - t) * 1000
         return hits, timings
+
+    def coverage(self, terms: Sequence[str], keys: Sequence[int]) -> float:
+        """The largest share of the query's IDF mass that one of these BM25 hits holds, over the query words
+        the index has at all (a word no chunk holds says nothing about BM25's hits). Low for a paraphrase
+        that shares few words with the manual: its BM25 hits matched common words only."""
+        df, total_chunks = self.reader.term_counts(sorted(set(terms)))
+        present = {t: n for t, n in df.items() if n > 0}
+        if not present:
+            return 0.0
+        idf = {t: float(np.log(1 + (total_chunks - n + 0.5) / (n + 0.5))) for t, n in present.items()}
+        mass = sum(idf.values()) or 1.0
+        chunks = self.reader.chunks(list(keys))
+        best = 0.0
+        for key in keys:
+            c = chunks.get(key)
+            if c is not None:
+                have = set(tokenize(c.text))
+                best = max(best, sum(v for t, v in idf.items() if t in have) / mass)
+        return best
 
     def dense_status(self) -> tuple[int, int]:
         """(chunks with a dense vector, chunks): equal once the index is complete."""
