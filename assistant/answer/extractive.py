@@ -21,7 +21,15 @@ from ..records import Answer, Citation, Document, Hit, Turn
 from ..sentences import paragraph_spans, sentence_spans
 from .compose import compose, spoken
 from .prompts import ABSTAIN_TEXT
-from .question import GENERIC_HEADS, Name, analyze, has_type, mentions_version, version_mentions
+from .question import (
+    GENERIC_HEADS,
+    Name,
+    analyze,
+    defined_term,
+    has_type,
+    mentions_version,
+    version_mentions,
+)
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 Lookup = Callable[[Sequence[str]], Mapping[str, np.ndarray]]  # vectors stored at index time, by text
@@ -50,18 +58,13 @@ class Scoring:
 
 _DEFAULT_Q = re.compile(r"\bdefaults?\b", re.I)
 _DEFAULT_A = re.compile(r"\bdefaults?\b|\bdefaulted\b", re.I)
-# "What is a hot standby?", "What does CREATE EXTENSION do?", "What is pg_basebackup used for?"
-_DEFINE_Q = re.compile(r"^\s*what (?:is|are|does|do) (?:an? |the )?(?P<term>[^?]+?)"
-                       r"(?: (?:do|does|mean|means|used for|for))?\s*\??\s*$", re.I)
 
 
 def asked_for(question: str) -> tuple[bool, frozenset[str]]:
     """(the question asks for a default, the words of the term it asks to define)."""
     if _DEFAULT_Q.search(question):
         return True, frozenset()
-    m = _DEFINE_Q.match(re.sub(r"\s+(?:actually|really|exactly)\b", "", question, flags=re.I))
-    term = frozenset(tokenize(m.group("term"))) if m and len(m.group("term").split()) <= 4 else frozenset()
-    return False, term
+    return False, frozenset(tokenize(defined_term(question)))
 
 
 # "Can pg_basebackup back up just one database?", "And is it stable?": answered by a sentence that takes

@@ -198,6 +198,17 @@ def _is_code(word: str) -> bool:
             or bool(re.search(r"[A-Za-z]\.\w|\w\.[A-Za-z]", word)))
 
 
+# "What is a hot standby?", "What does CREATE EXTENSION do?", "What is pg_basebackup used for?"
+_DEFINE_Q = re.compile(r"^\s*what (?:is|are|does|do) (?:an? |the )?(?P<term>[^?]+?)"
+                       r"(?: (?:do|does|mean|means|used for|for))?\s*\??\s*$", re.I)
+
+
+def defined_term(question: str) -> str:
+    """The term a "what is X" question asks to define, as written (at most four words), or ""."""
+    m = _DEFINE_Q.match(re.sub(r"\s+(?:actually|really|exactly)\b", "", question, flags=re.I))
+    return m.group("term") if m and len(m.group("term").split()) <= 4 else ""
+
+
 def names(question: str) -> tuple[Name, ...]:
     """The named things of a question: quoted terms; identifiers (anywhere); capitalised words that do not
     start a sentence, adjacent ones joined ("Linus Torvalds"); a name followed by a version number."""

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import re
 
-from ..answer.question import names
+from ..answer.question import defined_term, names
 
 _PRONOUN = re.compile(r"\b(?:(it|they|them|he|him|she)|(its|their|his|her))\b", re.I)
-_DEFINE = re.compile(r"^\s*what (?:is|are|does|do) (?:an? |the )?(?P<term>[^?]+?)"
-                     r"(?: (?:actually|really|exactly))?(?: (?:do|does|mean|means|used for|for|work))?\s*\??\s*$", re.I)
-
-
 _HOW = re.compile(r"^\s*how (?:do|can|should|would) (?:i|you|we|one) \w+ (?:an? |the |my )?(?P<term>[^?]+?)\s*\??\s*$",
                   re.I)
 
@@ -27,11 +23,10 @@ def subject_of(question: str) -> str:
     found = names(question)
     if found:
         return found[0].text
-    for pattern in (_DEFINE, _HOW):
-        m = pattern.match(question)
-        if m and len(m.group("term").split()) <= (4 if pattern is _DEFINE else 3):
-            return m.group("term")
-    return ""
+    if term := defined_term(question):
+        return term
+    m = _HOW.match(question)
+    return m.group("term") if m and len(m.group("term").split()) <= 3 else ""
 
 
 def resolve(question: str, previous: str) -> str | None:
