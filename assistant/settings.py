@@ -62,10 +62,6 @@ class Settings:
                                     "or that finishes it (\"That means ...\") and the code it introduces (\"...:\").")
     mode: str = _f("extractive", "Answer mode: extractive or llm.")
     llm_base_url: str = _f("", "OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (empty: no LLM).")
-    term_section_weight: float = _f(0.3, "Extractive answers: bonus for a sentence in the section of the term the "
-                                         "question names (work_mem, archive_command, str.join()).")
-    compose_quotes: bool = _f(True, "Extractive answers: quote a sentence together with the sentence it leans on "
-                                    "or that finishes it (\"That means ...\") and the code it introduces (\"...:\").")
     llm_model: str = _f("", "Model name sent to the LLM endpoint.")
     llm_api_key: str = _f("", "Bearer key for the LLM endpoint, if it needs one.")
     llm_timeout: float = _f(60.0, "Seconds to wait for the LLM endpoint.")

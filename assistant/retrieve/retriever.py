@@ -14,6 +14,7 @@ from ..embed import Embedder, LazyEmbedder, embedder_for
 from ..errors import IndexMismatchError, InputError
 from ..index.build import wanted_manifest
 from ..index.fill import backend_of
+from ..index.postings import idf
 from ..index.reader import DocInfo
 from ..index.sentvec import SentenceLookup
 from ..index.store import Reader, store_for
@@ -158,15 +159,15 @@ class Retriever:
         present = {t: n for t, n in df.items() if n > 0}
         if not present:
             return 0.0
-        idf = {t: float(np.log(1 + (total_chunks - n + 0.5) / (n + 0.5))) for t, n in present.items()}
-        mass = sum(idf.values()) or 1.0
+        weight = {t: idf(n, total_chunks) for t, n in present.items()}
+        mass = sum(weight.values()) or 1.0
         chunks = self.reader.chunks(list(keys))
         best = 0.0
         for key in keys:
             c = chunks.get(key)
             if c is not None:
                 have = set(tokenize(c.text))
-                best = max(best, sum(v for t, v in idf.items() if t in have) / mass)
+                best = max(best, sum(v for t, v in weight.items() if t in have) / mass)
         return best
 
     def dense_status(self) -> tuple[int, int]:
