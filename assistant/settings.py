@@ -50,6 +50,9 @@ class Settings:
                                     "against the question alone (1.0).")
     followup_weight: float = _f(2.0, "Weight of a follow-up searched with its pronoun replaced by the previous "
                                      "question's subject (\"on it\" -> \"on hot standby\"); 0: off.")
+    merge_gap: int = _f(800, "Passages of one section at most this many characters apart are joined into one "
+                             "(the text between them included); 0: only overlapping or touching ones.")
+    merge_max_chars: int = _f(1600, "Longest passage such a join may make (characters).")
     duplicate_threshold: float = _f(0.9, "Passages this similar (cosine) to a better one elsewhere are "
                                           "dropped, so copies of one text do not fill the results; 1 keeps all.")
     abstain_threshold: float = _f(0.34, "Evidence score under which the answer abstains.")

@@ -70,6 +70,45 @@ def test_merged_hits_take_their_text_from_their_chunks_without_reading_documents
     assert hits[0].text == text[40:90]
 
 
+def test_passages_of_one_section_a_short_gap_apart_join_and_free_a_slot() -> None:
+    text = "".join(chr(0x61 + i % 26) for i in range(400))
+    sec, other = ("Guide", "Install"), ("Guide", "Upgrade")
+    a = Chunk.make("d", 0, 50, text[0:50], sec)
+    b = Chunk.make("d", 80, 130, text[80:130], sec)  # 30 characters after a, same section
+    far = Chunk.make("d", 300, 350, text[300:350], sec)  # too far from both
+    elsewhere = Chunk.make("d", 140, 190, text[140:190], other)  # near, but another section
+    e = Chunk.make("e", 0, 10, "x" * 10)
+    cands = [Candidate(a, 0.9), Candidate(b, 0.8), Candidate(elsewhere, 0.7), Candidate(far, 0.6), Candidate(e, 0.5)]
+    hits = merge_overlapping(cands, {"d": text, "e": "x" * 10}, k=4, gap=40, max_chars=1000)
+    assert [(h.source, h.start, h.end) for h in hits] == [("d", 0, 130), ("d", 140, 190), ("d", 300, 350),
+                                                           ("e", 0, 10)]
+    assert hits[0].text == text[0:130]  # the gap's text included, read from the document
+    assert hits[0].chunk_ids == (a.id, b.id) and hits[0].rank == 1
+    # Without a gap (the old behaviour) b keeps its own slot and e does not get one.
+    assert [(h.start, h.end) for h in merge_overlapping(cands, {"d": text}, k=4)] == [
+        (0, 50), (80, 130), (140, 190), (300, 350)]
+    # A join never makes a passage longer than max_chars.
+    assert len(merge_overlapping(cands, {"d": text, "e": "x" * 10}, k=4, gap=40, max_chars=100)) == 4
+    assert merge_overlapping(cands, {"d": text}, k=4, gap=40, max_chars=100)[1].start == 80
+
+
+def test_a_gap_join_never_overlaps_another_passage() -> None:
+    text = "y" * 400
+    sec = ("Guide",)
+    a = Chunk.make("d", 0, 50, text[0:50], sec)
+    b = Chunk.make("d", 120, 170, text[120:170], sec)
+    c = Chunk.make("d", 60, 130, text[60:130], sec)  # overlaps b: joins b, not a across the gap
+    hits = merge_overlapping([Candidate(a, 0.9), Candidate(b, 0.8), Candidate(c, 0.7)], {"d": text}, k=3,
+                             gap=40, max_chars=1000)
+    spans = [(h.start, h.end) for h in hits]
+    assert spans == [(0, 50), (60, 170)]
+    # ... and a gap join that would reach over another passage is not made.
+    d = Chunk.make("d", 60, 110, text[60:110], sec)
+    hits = merge_overlapping([Candidate(a, 0.9), Candidate(b, 0.8), Candidate(d, 0.7)], {"d": text}, k=3,
+                             gap=80, max_chars=1000)
+    assert all(x.end <= y.start or y.end <= x.start for i, x in enumerate(hits) for y in hits[i + 1:])
+
+
 def test_near_duplicates_from_other_documents_are_dropped() -> None:
     a = Candidate(Chunk.make("psql.html", 0, 10, "a" * 10), 0.9)
     copy = Candidate(Chunk.make("pg_dump.html", 0, 10, "a" * 10), 0.8)

@@ -35,32 +35,41 @@ class Candidate:
     bm25: float | None = None
 
 
-def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, str], k: int) -> list[Hit]:
+def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, str], k: int, gap: int = 0,
+                      max_chars: int = 0) -> list[Hit]:
     """Turn fused candidates (best first) into at most `k` hits, merging a candidate into an earlier hit of
     the same document when their spans overlap or touch; the merged hit keeps the earlier rank and score.
+    With `gap` > 0, a candidate of the same section (heading path) at most `gap` characters from an earlier
+    hit joins it too, the text between them included, while the joined hit stays within `max_chars` and
+    overlaps no other hit: three fragments of one short section become one passage, and two slots go to
+    other passages.
 
     A chunk's text is its document's text[start:end] (Chunk.make), so a hit's text is put together from its
     chunks' and no document is read (at a million chunks the documents of the hits are rarely cached);
-    `doc_texts` is read only for a group whose chunks do not agree on the text they share."""
+    `doc_texts` is read only for a group whose chunks do not agree on the text they share, or that a gap
+    join filled in."""
     groups: list[dict] = []
     for c in candidates:
         ch = c.chunk
-        for g in groups:
-            if g["source"] == ch.source and ch.start <= g["end"] and ch.end >= g["start"]:
-                g["text"] = _joined(g["text"], g["start"], g["end"], ch)
-                g["start"], g["end"] = min(g["start"], ch.start), max(g["end"], ch.end)
-                g["ids"].append(ch.id)
-                g["dense"] = _max(g["dense"], c.dense)
-                g["bm25"] = _max(g["bm25"], c.bm25)
-                if ch.start < g["first"].start:
-                    g["first"] = ch
-                break
-        else:
-            if len(groups) >= k:
-                continue
-            groups.append({"source": ch.source, "start": ch.start, "end": ch.end, "ids": [ch.id],
-                           "score": c.score, "dense": c.dense, "bm25": c.bm25, "first": ch,
-                           "text": ch.text if len(ch.text) == ch.end - ch.start else None})
+        g = next((g for g in groups if g["source"] == ch.source and ch.start <= g["end"] and ch.end >= g["start"]),
+                 None)
+        if g is None and gap > 0:
+            g = next((g for g in groups if _near(g, ch, gap, max_chars, groups)), None)
+        if g is not None:
+            apart = ch.start > g["end"] or ch.end < g["start"]
+            g["text"] = None if apart else _joined(g["text"], g["start"], g["end"], ch)
+            g["start"], g["end"] = min(g["start"], ch.start), max(g["end"], ch.end)
+            g["ids"].append(ch.id)
+            g["dense"] = _max(g["dense"], c.dense)
+            g["bm25"] = _max(g["bm25"], c.bm25)
+            if ch.start < g["first"].start:
+                g["first"] = ch
+            continue
+        if len(groups) >= k:
+            continue
+        groups.append({"source": ch.source, "start": ch.start, "end": ch.end, "ids": [ch.id],
+                       "score": c.score, "dense": c.dense, "bm25": c.bm25, "first": ch,
+                       "text": ch.text if len(ch.text) == ch.end - ch.start else None})
     hits = []
     for rank, g in enumerate(groups, start=1):
         text = g["text"] if g["text"] is not None else doc_texts[g["source"]][g["start"]:g["end"]]
@@ -68,6 +77,18 @@ def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, s
         hits.append(Hit(rank, g["score"], g["source"], g["start"], g["end"], text, first.headings, first.page,
                         tuple(g["ids"]), g["dense"], g["bm25"]))
     return hits
+
+
+def _near(g: dict, ch: Chunk, gap: int, max_chars: int, groups: Sequence[dict]) -> bool:
+    """Whether chunk `ch` may join group `g` across a gap (see merge_overlapping)."""
+    if g["source"] != ch.source or g["first"].headings != ch.headings:
+        return False
+    if ch.start > g["end"] + gap or ch.end < g["start"] - gap:
+        return False
+    lo, hi = min(g["start"], ch.start), max(g["end"], ch.end)
+    if hi - lo > max_chars:
+        return False
+    return not any(o is not g and o["source"] == ch.source and o["start"] < hi and o["end"] > lo for o in groups)
 
 
 def drop_near_duplicates(candidates: Sequence[Candidate], vectors: np.ndarray, threshold: float
