@@ -52,6 +52,9 @@ class Settings:
                                      "question's subject (\"on it\" -> \"on hot standby\"); 0: off.")
     merge_gap: int = _f(800, "Passages of one section at most this many characters apart are joined into one "
                              "(the text between them included); 0: only overlapping or touching ones.")
+    merge_touch: int = _f(64, "Passages at most this many characters apart with only whitespace between are "
+                              "joined whatever their sections (a section's end and the next one's heading), "
+                              "within merge_max_chars; 0: off.")
     merge_max_chars: int = _f(1600, "Longest passage such a join may make (characters).")
     duplicate_threshold: float = _f(0.9, "Passages this similar (cosine) to a better one elsewhere are "
                                           "dropped, so copies of one text do not fill the results; 1 keeps all.")

@@ -92,6 +92,24 @@ def test_passages_of_one_section_a_short_gap_apart_join_and_free_a_slot() -> Non
     assert merge_overlapping(cands, {"d": text}, k=4, gap=40, max_chars=100)[1].start == 80
 
 
+def test_passages_with_only_whitespace_between_join_across_sections() -> None:
+    text = "Details: aim for 2.7.\n\nDrop support for 2.6\n-----\nWhile 2.5 works ..." + " z" * 40
+    end_of_details = text.index("\n\n")
+    start_of_drop = text.index("Drop")
+    a = Chunk.make("d", 0, end_of_details, text[:end_of_details], ("Details",))
+    b = Chunk.make("d", start_of_drop, start_of_drop + 40, text[start_of_drop:start_of_drop + 40],
+                   ("Details", "Drop support for 2.6"))
+    c = Chunk.make("d", start_of_drop + 42, start_of_drop + 60, text[start_of_drop + 42:start_of_drop + 60],
+                   ("Other",))  # two characters after b, but not whitespace between
+    cands = [Candidate(a, 0.9), Candidate(b, 0.8), Candidate(c, 0.7)]
+    hits = merge_overlapping(cands, {"d": text}, k=3, gap=800, max_chars=1600, touch=64)
+    assert [(h.start, h.end) for h in hits] == [(0, start_of_drop + 40), (start_of_drop + 42, start_of_drop + 60)]
+    assert hits[0].text == text[:start_of_drop + 40] and hits[0].chunk_ids == (a.id, b.id)
+    # Off (touch 0), or over max_chars, the sections keep their own passages.
+    assert len(merge_overlapping(cands, {"d": text}, k=3, gap=800, max_chars=1600)) == 3
+    assert len(merge_overlapping(cands, {"d": text}, k=3, touch=64, max_chars=30)) == 3
+
+
 def test_a_gap_join_never_overlaps_another_passage() -> None:
     text = "y" * 400
     sec = ("Guide",)

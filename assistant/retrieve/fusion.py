@@ -36,23 +36,27 @@ class Candidate:
 
 
 def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, str], k: int, gap: int = 0,
-                      max_chars: int = 0) -> list[Hit]:
+                      max_chars: int = 0, touch: int = 0) -> list[Hit]:
     """Turn fused candidates (best first) into at most `k` hits, merging a candidate into an earlier hit of
     the same document when their spans overlap or touch; the merged hit keeps the earlier rank and score.
     With `gap` > 0, a candidate of the same section (heading path) at most `gap` characters from an earlier
     hit joins it too, the text between them included, while the joined hit stays within `max_chars` and
     overlaps no other hit: three fragments of one short section become one passage, and two slots go to
-    other passages.
+    other passages. With `touch` > 0, a candidate at most `touch` characters from an earlier hit with only
+    whitespace between joins it whatever its section, within `max_chars`: a section's last chunk and the
+    next section's first (its heading) are one run of text, split only by the chunker.
 
     A chunk's text is its document's text[start:end] (Chunk.make), so a hit's text is put together from its
     chunks' and no document is read (at a million chunks the documents of the hits are rarely cached);
     `doc_texts` is read only for a group whose chunks do not agree on the text they share, or that a gap
-    join filled in."""
+    or touch join filled in (and to see that a touch join's gap is whitespace)."""
     groups: list[dict] = []
     for c in candidates:
         ch = c.chunk
         g = next((g for g in groups if g["source"] == ch.source and ch.start <= g["end"] and ch.end >= g["start"]),
                  None)
+        if g is None and touch > 0:
+            g = next((g for g in groups if _only_space_between(g, ch, touch, max_chars, doc_texts)), None)
         if g is None and gap > 0:
             g = next((g for g in groups if _near(g, ch, gap, max_chars, groups)), None)
         if g is not None:
@@ -77,6 +81,22 @@ def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, s
         hits.append(Hit(rank, g["score"], g["source"], g["start"], g["end"], text, first.headings, first.page,
                         tuple(g["ids"]), g["dense"], g["bm25"]))
     return hits
+
+
+def _only_space_between(g: dict, ch: Chunk, touch: int, max_chars: int, doc_texts: Mapping[str, str]) -> bool:
+    """Whether chunk `ch` may join group `g` as touching it: at most `touch` characters apart, only whitespace
+    between, the joined span within `max_chars` (0: any)."""
+    if g["source"] != ch.source:
+        return False
+    if 0 < ch.start - g["end"] <= touch:
+        between = (g["end"], ch.start)
+    elif 0 < g["start"] - ch.end <= touch:
+        between = (ch.end, g["start"])
+    else:
+        return False
+    if max_chars and max(g["end"], ch.end) - min(g["start"], ch.start) > max_chars:
+        return False
+    return not doc_texts[ch.source][between[0]:between[1]].strip()
 
 
 def _near(g: dict, ch: Chunk, gap: int, max_chars: int, groups: Sequence[dict]) -> bool:

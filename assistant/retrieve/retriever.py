@@ -147,7 +147,7 @@ class Retriever:
             cands = drop_near_duplicates(head, vecs, s.duplicate_threshold) + rest
             if not complete:
                 cands.sort(key=lambda c: -c.score)  # stable: fused order among equal scores
-        hits = merge_overlapping(cands, self.reader.doc_texts, k, s.merge_gap, s.merge_max_chars)
+        hits = merge_overlapping(cands, self.reader.doc_texts, k, s.merge_gap, s.merge_max_chars, s.merge_touch)
         timings["fuse_ms"] = (time.perf_counter() - t) * 1000
         return hits, timings
 
