@@ -58,6 +58,7 @@ class Assistant:
                                               embed_queries=retriever.embed_queries,
                                               scoring=Scoring(asked_for=settings.asked_for_weight,
                                                               term_section=settings.term_section_weight,
+                                                              term_default=settings.term_default_weight,
                                                               compose=settings.compose_quotes))
         self._llm = None
         self._swap = threading.Lock()  # guards replacing the retriever after an index update

@@ -64,6 +64,9 @@ class Settings:
                                       "for (a default, the definition of the term asked about).")
     term_section_weight: float = _f(0.3, "Extractive answers: bonus for a sentence in the section of the term the "
                                          "question names (work_mem, archive_command, str.join()).")
+    term_default_weight: float = _f(0.3, "Extractive answers: a further bonus for a sentence of that term's section "
+                                         "that states its default (\"It defaults to 64MB\"), when the question "
+                                         "asks for the default.")
     compose_quotes: bool = _f(True, "Extractive answers: quote a sentence together with the sentence it leans on "
                                     "or that finishes it (\"That means ...\") and the code it introduces (\"...:\").")
     mode: str = _f("extractive", "Answer mode: extractive or llm.")

@@ -83,6 +83,22 @@ def test_a_named_term_is_answered_from_its_own_section() -> None:
     assert [c.quote for c in on.citations] == ["The default value is four megabytes (4MB)."]
 
 
+def test_a_default_question_about_a_named_term_takes_the_sentence_that_states_its_default() -> None:
+    text = ("maintenance_work_mem (integer)\n\nSpecifies the maximum amount of memory to be used by maintenance "
+            "operations. Be careful not to set the default value too high. It defaults to 64 megabytes (64MB).")
+    doc = Document("c.html", text, "sha", "Resource Consumption", sections=(Section(0, 2, text[:text.index("\n")]),))
+    hit = Hit(1, 1.0, "c.html", 0, len(text), text, (), None, ("c",), None, None)
+
+    def embed(texts):  # noqa: ANN001, ANN202  the short sentence that states the default is the least similar
+        return np.array([[0.8, 0.6] if t.startswith("It defaults") else [1.0, 0.0] for t in texts], np.float32)
+
+    args = ("What is the default value of maintenance_work_mem?", [hit], {"c.html": text}, {"c.html": doc})
+    off = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1, scoring=Scoring(term_default=0.0)).answer(*args)
+    on = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1).answer(*args)
+    assert [c.quote for c in off.citations] == ["Be careful not to set the default value too high."]
+    assert [c.quote for c in on.citations] == ["It defaults to 64 megabytes (64MB)."]
+
+
 @pytest.mark.parametrize(("question", "yes_no"), [
     ("Can pg_basebackup back up just one database?", True),
     ("And is it stable?", True),

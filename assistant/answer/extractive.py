@@ -52,12 +52,17 @@ class Scoring:
     asked_for: float = 0.1  # a sentence that holds what the question asks for: a default, a definition
     compose: bool = True  # quote a sentence with the one it leans on or that finishes it (answer/compose.py)
     term_section: float = 0.3  # a sentence in the section of the term the question names ("work_mem")
+    term_default: float = 0.3  # ... that states its default, when the question asks for the default
     yes_no: float = 0.1  # a yes/no question: a sentence that says yes or no, or under which condition
     why: float = 0.15  # a "why" question: a sentence that gives a reason ("because", "so that", "due to")
 
 
 _DEFAULT_Q = re.compile(r"\bdefaults?\b", re.I)
 _DEFAULT_A = re.compile(r"\bdefaults?\b|\bdefaulted\b", re.I)
+# A sentence that states a default ("It defaults to 64 megabytes", "The default is on"), not one that only
+# mentions one ("be careful not to set the default value too high").
+_STATES_DEFAULT = re.compile(r"\b(?:the default(?: value| setting)? is|defaults? to|is the default|by default|"
+                             r"default(?: value)?:)", re.I)
 
 
 def asked_for(question: str) -> tuple[bool, frozenset[str]]:
@@ -292,6 +297,8 @@ class ExtractiveAnswerer:
                 scores[i] += sc.asked_for
             if named and sc.term_section and section_term(c.section) in named:
                 scores[i] += sc.term_section
+                if want_default and sc.term_default and _STATES_DEFAULT.search(c.text):
+                    scores[i] += sc.term_default
             if yes_no and takes_a_side(c.text):
                 scores[i] += sc.yes_no
             if why and gives_a_reason(c.text):
