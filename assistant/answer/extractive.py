@@ -47,7 +47,7 @@ class Scoring:
     rank: float = 0.02  # prior for sentences from higher-ranked passages
     spread: float = 0.10  # sentences scoring this close to the best are kept too
     other_doc: float = 0.02  # ... but one from another document than the best must be this close
-    redundant: float = 0.85  # sentences this similar to a chosen one are left out
+    redundant: float = 0.95  # sentences this similar to a chosen one are left out
     heading_lexical: bool = True  # count the question's words found in the sentence's heading too
     asked_for: float = 0.1  # a sentence that holds what the question asks for: a default, a definition
     compose: bool = True  # quote a sentence with the one it leans on or that finishes it (answer/compose.py)
