@@ -3,6 +3,7 @@ The extractive answerer abstains when no retrieved passage can supply them."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from assistant.answer.extractive import ExtractiveAnswerer, Naming, Scoring
@@ -189,3 +190,22 @@ def test_a_name_in_the_passage_heading_counts() -> None:
         hit = Hit(1, 1.0, "a.txt", 0, len(text), text, headings)
         ans = answerer.answer("What does effective_cache_size do?", [hit], {"a.txt": text}, {}, vocabulary=vocab)
         assert ans.abstained is not answers, headings
+
+
+def test_a_proper_name_must_be_in_the_passage_of_the_best_sentence() -> None:
+    """"How do I copy an object in Tcl?" finds the FAQ on copying objects; "Tcl" is only in another passage."""
+    copy = "In Python, to copy an object, try copy.copy() for a shallow copy or copy.deepcopy() in general."
+    tk = "Tkinter is the standard binding of Python to the Tk toolkit, which comes with Tcl."
+    vocab = _Vocabulary(CORPUS + [copy, tk])
+    hits = [_hit(copy), Hit(2, 0.5, "b.txt", 0, len(tk), tk)]
+    texts = {"a.txt": copy, "b.txt": tk}
+
+    def embed(texts):  # noqa: ANN001, ANN202  the copying sentence is the best match of both questions
+        return np.array([[1.0, 0.0] if "copy" in t else [0.6, 0.8] for t in texts], np.float32)
+
+    for naming, question, answers in ((Naming(), "How do I copy an object in Python?", True),
+                                      (Naming(), "How do I copy an object in Tcl?", False),
+                                      (Naming(best_passage=False), "How do I copy an object in Tcl?", True)):
+        ans = ExtractiveAnswerer(embed, threshold=0.1, naming=naming).answer(question, hits, texts, {},
+                                                                            vocabulary=vocab)
+        assert ans.abstained is not answers, (question, naming.best_passage, ans.text)

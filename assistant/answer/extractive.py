@@ -136,6 +136,7 @@ class Naming:
     version_scope: str = "corpus"  # ... ("corpus"), or in a passage ("passages")
     acronyms: bool = False  # the passage check covers all-capital names too ("TCP", "OK", SQL's "SELECT")
     topic_share: float = 0.05  # words in this share of all chunks or more are the corpus' topic, never missing
+    best_passage: bool = True  # a proper name's rare words must be in the passage of the best sentence too
 
 
 def _specific(n: Name) -> str:
@@ -370,6 +371,18 @@ class ExtractiveAnswerer:
                 missing.append(n)
         return missing
 
+    def elsewhere(self, question: str, best: Hit, vocabulary: Vocabulary | None) -> bool:
+        """Whether a proper name of the question ("Tcl", "Oracle", "Modula-3") is missing from the passage
+        that holds the best sentence (its text and headings), though some passage has it: "How do I copy an
+        object in Tcl?" finds the FAQ on copying objects in Python, and "Tcl" only in another passage. Names
+        of code ("open()", "work_mem") are the corpus' own and may sit in another passage of a many-part
+        question."""
+        proper = [n for n in analyze(question).names if n.kind == "proper"]
+        if not proper:
+            return False
+        there = set(tokenize(best.text)) | set(tokenize(" ".join(best.headings)))
+        return bool(self.missing_names(proper, [best], there, vocabulary))
+
     def answer(self, question: str, hits: Sequence[Hit], doc_texts: Mapping[str, str],
                documents: Mapping[str, Document], history: Sequence[Turn] = (),
                vocabulary: Vocabulary | None = None) -> Answer:
@@ -381,6 +394,9 @@ class ExtractiveAnswerer:
             scores = np.where(ok, scores, -1.0)
         best = float(scores.max()) if len(scores) else 0.0
         timings = {"answer_ms": 0.0}
+        if (cands and ok is not None and best >= self.threshold and self.naming.best_passage
+                and self.elsewhere(question, cands[int(np.argmax(scores))].hit, vocabulary)):
+            ok = None
         if not cands or ok is None or best < self.threshold:
             timings["answer_ms"] = (time.perf_counter() - t) * 1000
             return Answer(question, ABSTAIN_TEXT, (), True, tuple(hits), "extractive", timings_ms=timings)
