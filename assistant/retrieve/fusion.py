@@ -40,8 +40,8 @@ def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, s
     """Turn fused candidates (best first) into at most `k` hits, merging a candidate into an earlier hit of
     the same document when their spans overlap or touch; the merged hit keeps the earlier rank and score.
     With `gap` > 0, a candidate of the same section (heading path) at most `gap` characters from an earlier
-    hit joins it too, the text between them included, while the joined hit stays within `max_chars` and
-    overlaps no other hit: three fragments of one short section become one passage, and two slots go to
+    hit joins it too, the text between them included, while the joined hit stays within `max_chars` (0: any
+    length) and overlaps no other hit: three fragments of one short section become one passage, and two slots go to
     other passages. With `touch` > 0, a candidate at most `touch` characters from an earlier hit with only
     whitespace between joins it whatever its section, within `max_chars`: a section's last chunk and the
     next section's first (its heading) are one run of text, split only by the chunker.
@@ -106,7 +106,7 @@ def _near(g: dict, ch: Chunk, gap: int, max_chars: int, groups: Sequence[dict]) 
     if ch.start > g["end"] + gap or ch.end < g["start"] - gap:
         return False
     lo, hi = min(g["start"], ch.start), max(g["end"], ch.end)
-    if hi - lo > max_chars:
+    if max_chars and hi - lo > max_chars:
         return False
     return not any(o is not g and o["source"] == ch.source and o["start"] < hi and o["end"] > lo for o in groups)
 
