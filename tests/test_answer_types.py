@@ -93,10 +93,15 @@ def test_a_default_question_about_a_named_term_takes_the_sentence_that_states_it
         return np.array([[0.8, 0.6] if t.startswith("It defaults") else [1.0, 0.0] for t in texts], np.float32)
 
     args = ("What is the default value of maintenance_work_mem?", [hit], {"c.html": text}, {"c.html": doc})
-    off = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1, scoring=Scoring(term_default=0.0)).answer(*args)
+    bare = Scoring(term_default=0.0, compose=False)  # the sentence scores alone, no quote composition
+    off = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1, scoring=bare).answer(*args)
     on = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1).answer(*args)
     assert [c.quote for c in off.citations] == ["Be careful not to set the default value too high."]
     assert [c.quote for c in on.citations] == ["It defaults to 64 megabytes (64MB)."]
+    # Without the bonus, composition still reaches on to the sentence that states the default.
+    composed = ExtractiveAnswerer(embed, threshold=0.1, max_sentences=1, scoring=Scoring(term_default=0.0))
+    assert [c.quote for c in composed.answer(*args).citations] == [
+        "Be careful not to set the default value too high. It defaults to 64 megabytes (64MB)."]
 
 
 @pytest.mark.parametrize(("question", "yes_no"), [

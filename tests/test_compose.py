@@ -128,6 +128,40 @@ def test_a_passage_cut_at_the_colon_still_quotes_the_code_and_grows_to_hold_it()
     assert (c.passage_start, c.passage_end) == (0, c.end)
 
 
+PASSWORD = ("When a password is specified in CREATE ROLE, this parameter determines the algorithm to use to "
+            "encrypt the password. Possible values are scram-sha-256 and md5. The default is scram-sha-256.\n\n"
+            "Note that older clients might lack support for SCRAM.")
+STATES_DEFAULT = re.compile(r"\bthe default is\b", re.I).search
+
+
+def test_the_quote_reaches_on_to_the_sentence_that_holds_what_is_asked_for() -> None:
+    s, e = span_of(PASSWORD, "When a password is specified in CREATE ROLE, this parameter determines the algorithm "
+                             "to use to encrypt the password.")
+    a, b = compose(PASSWORD, s, e, finish=STATES_DEFAULT)
+    assert (a, PASSWORD[a:b]) == (s, PASSWORD[s:PASSWORD.index("\n")])  # three sentences, not the next paragraph
+    assert compose(PASSWORD, s, e) == (s, e)  # nothing asked for: the sentence alone
+    default = span_of(PASSWORD, "The default is scram-sha-256.")
+    assert compose(PASSWORD, s, e, taken=[default], finish=STATES_DEFAULT) == (s, e)  # never over another quote
+    far = PASSWORD.replace("md5.", "md5. Both are hashes. Neither is reversible.")
+    s, e = span_of(far, "When a password is specified in CREATE ROLE, this parameter determines the algorithm "
+                        "to use to encrypt the password.")
+    assert compose(far, s, e, finish=STATES_DEFAULT) == (s, e)  # more than FINISH_REACH sentences on: not reached
+
+
+def test_a_default_question_quotes_the_default_with_the_best_sentence() -> None:
+    doc = Document("conf.txt", PASSWORD, "sha", "Settings")
+    hit = Hit(1, 1.0, "conf.txt", 0, len(PASSWORD), PASSWORD, (), None, ("c",), None, None)
+
+    def embed(texts):  # noqa: ANN001, ANN202  the question and the parameter's first sentence point the same way
+        return np.array([[1.0, 0.0] if t.startswith(("When", "Which")) else [0.0, 1.0] for t in texts], np.float32)
+
+    args = ([hit], {"conf.txt": PASSWORD}, {"conf.txt": doc})
+    asked = ExtractiveAnswerer(embed, threshold=0.5).answer("Which algorithm encrypts a password by default?", *args)
+    assert [c.quote.endswith("The default is scram-sha-256.") for c in asked.citations] == [True]
+    plain = ExtractiveAnswerer(embed, threshold=0.5).answer("Which algorithm encrypts a password?", *args)
+    assert [c.quote.endswith("encrypt the password.") for c in plain.citations] == [True]
+
+
 _PIECES = ["Sorts are stable.", "That means the order is kept.", "Use this:", "x = 1;", "It is fast.",
            "The advantage is speed.", "\n\n", "\r\n\r\n", "\n", "  ", "::", "\n\n   code --flag\n\n"]
 

@@ -10,23 +10,28 @@ is quoted
   "That means", "The advantage is", "You can do this by", "In that case", ...);
 - with the sentence right before it, in its paragraph, when it opens that way itself;
 - with the block it introduces when it ends with a colon and the next block is not prose (code, a command
-  line, a short list): at most MAX_BLOCK_CHARS characters and MAX_BLOCK_LINES lines.
+  line, a short list): at most MAX_BLOCK_CHARS characters and MAX_BLOCK_LINES lines;
+- on to the sentence that holds what the question asks for (`finish`, e.g. one that states a default), when
+  the quote does not hold it and one of the next FINISH_REACH sentences of its paragraph does: "this
+  parameter determines the algorithm to use to encrypt the password. Possible values are ... The default
+  is scram-sha-256." answers "which algorithm is used by default?", its first sentence alone does not.
 
-One sentence each way, in the sentence's paragraph, never over another quote of the answer. The passage
-the chunk cut does not limit it (a chunk may end at the colon): the citation's passage grows to hold the
-quote. The result is still an exact span `text[start:end]` of the loaded text.
+One sentence each way (FINISH_REACH forward for `finish`), in the sentence's paragraph, never over another
+quote of the answer. The passage the chunk cut does not limit it (a chunk may end at the colon): the
+citation's passage grows to hold the quote. The result is still an exact span `text[start:end]` of the loaded text.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..quotable import is_statement
 from ..sentences import paragraph_spans, sentence_spans
 
 MAX_BLOCK_CHARS = 600
 MAX_BLOCK_LINES = 12
+FINISH_REACH = 2  # sentences looked ahead for what the question asks for
 REACH = 2000  # characters looked at around the sentence: its paragraph and the block after it
 
 # Openings that only make sense after the sentence before them.
@@ -45,9 +50,11 @@ def leans_back(sentence: str) -> bool:
     return LEANS_BACK.match(sentence.lstrip("*_`\"'(")) is not None
 
 
-def compose(text: str, start: int, end: int, taken: Sequence[Span] = ()) -> Span:
+def compose(text: str, start: int, end: int, taken: Sequence[Span] = (),
+            finish: Callable[[str], object] | None = None) -> Span:
     """The span to quote for the sentence text[start:end]; `taken`: the spans of the other quotes of the
-    answer (same document), which this one must not reach into."""
+    answer (same document), which this one must not reach into; `finish`: true of a sentence that holds
+    what the question asks for, which the quote reaches on to (see above)."""
     ps, pe = max(0, start - REACH), min(len(text), end + REACH)
     para = next(((a, b) for a, b in paragraph_spans(text, ps, pe) if a <= start and end <= b), None)
     if para is None:
@@ -65,6 +72,14 @@ def compose(text: str, start: int, end: int, taken: Sequence[Span] = ()) -> Span
         last = max(i for i, (a, _b) in enumerate(sents) if a < end)
         if last + 1 < len(sents) and leans_back(text[slice(*sents[last + 1])]) and free(*sents[last + 1]):
             new_end = sents[last + 1][1]
+        if finish is not None and not finish(text[new_start:new_end]):
+            last = max(i for i, (a, _b) in enumerate(sents) if a < new_end)
+            for a, b in sents[last + 1:last + 1 + FINISH_REACH]:
+                if not free(a, b):
+                    break
+                if finish(text[a:b]):
+                    new_end = b
+                    break
     if text[start:new_end].rstrip().endswith(":") and new_end == para[1]:
         blocks = [(a, b) for a, b in paragraph_spans(text, para[1], pe) if a >= para[1]][:2]
         if len(blocks) == 2 and _DIRECTIVE.match(text[slice(*blocks[0])]):

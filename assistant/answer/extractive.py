@@ -412,12 +412,16 @@ class ExtractiveAnswerer:
         citations = []
         parts = []
         spans = [(cands[i].source, cands[i].start, cands[i].end) for i in chosen]
+        # "Which algorithm is used by default?": when no chosen sentence states a default, the best one's
+        # quote reaches on to the next sentence of its paragraph that does (answer/compose.py).
+        finish = (_STATES_DEFAULT.search if _DEFAULT_Q.search(question)
+                  and not any(_STATES_DEFAULT.search(cands[i].text) for i in chosen) else None)
         for n, i in enumerate(chosen, start=1):
             c = cands[i]
             start, end = c.start, c.end
             if self.scoring.compose:
                 taken = [(a, b) for j, (src, a, b) in enumerate(spans) if j != n - 1 and src == c.source]
-                start, end = compose(doc_texts[c.source], c.start, c.end, taken)
+                start, end = compose(doc_texts[c.source], c.start, c.end, taken, finish if n == 1 else None)
                 spans[n - 1] = (c.source, start, end)
             quote = doc_texts[c.source][start:end]
             doc = documents.get(c.source)
