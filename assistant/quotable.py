@@ -11,25 +11,37 @@ import re
 from collections.abc import Iterator
 
 from .records import Document
-from .sentences import paragraph_spans, sentence_spans
+from .sentences import CELL, paragraph_spans, row_spans, sentence_spans
 
+VERSION = 2  # of the rules below: the sentence store embeds again what a new version cuts (index/sentvec.py)
 _TERMINAL = re.compile(r"[.!?…:;]['\"”’)\]]*$")
 _WORD = re.compile(r"\w+")
+_LETTERS = re.compile(r"[^\W\d_]{3}")
 
 
 def is_statement(text: str) -> bool:
-    """Prose worth quoting: not a heading, a question, code, a shell line or a table row."""
+    """Prose worth quoting, or a row of a table ("columns per table | 1,600"): not a heading, a question,
+    code, a shell line or a reST/Markdown table line."""
+    stripped = text.lstrip()
+    if stripped.startswith((">>>", "...", "$ ", "#", "|")):
+        return False  # interactive sessions, shell lines, comments, table rules: not prose to quote
+    if CELL in text and "\n" not in text.strip():
+        return is_row(text)
     words = _WORD.findall(text)
     if len(words) < 4 or text.rstrip().endswith("?"):
         return False
-    stripped = text.lstrip()
-    if stripped.startswith((">>>", "...", "$ ", "#", "|")):
-        return False  # interactive sessions, shell lines, comments, table rows: not prose to quote
     letters = sum(ch.isalpha() for ch in stripped)
     if letters < 0.6 * sum(not ch.isspace() for ch in stripped):
         return False  # mostly code or symbols
     # Headings and labels: short and without end punctuation.
     return bool(_TERMINAL.search(text.rstrip())) or len(words) >= 12
+
+
+def is_row(text: str) -> bool:
+    """A table row worth quoting: two cells or more, none empty, one of them with a word in it
+    ("23505 | unique_violation", "field size | 1 GB"; not "1 | 2")."""
+    cells = [c.strip() for c in text.strip().split(CELL)]
+    return len(cells) >= 2 and all(cells) and any(_LETTERS.search(c) for c in cells)
 
 
 def question_before(doc_text: str, doc: Document | None, para_start: int) -> tuple[int, int]:
@@ -53,9 +65,10 @@ def question_before(doc_text: str, doc: Document | None, para_start: int) -> tup
 def quotable_spans(text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int]]:
     """(paragraph start, sentence start, sentence end) of the quotable sentences of text[start:end]."""
     for ps, pe in paragraph_spans(text, start, end):
-        for s, e in sentence_spans(text, ps, pe):
-            if is_statement(text[s:e]):
-                yield ps, s, e
+        for ss, se in sentence_spans(text, ps, pe):
+            for s, e in row_spans(text, ss, se):
+                if is_statement(text[s:e]):
+                    yield ps, s, e
 
 
 def quotable_texts(doc: Document) -> list[str]:

@@ -11,6 +11,7 @@ _ABBREV = frozenset(
     "e.g i.e etc vs mr mrs ms dr prof st jr sr inc ltd co corp no fig eq approx cf al ca dept est".split()
 )
 _PARA = re.compile(r"\n[ \t]*\n")
+CELL = " | "  # how the HTML and Office loaders write a table: a row per line, its cells joined by this
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -79,3 +80,24 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     if e > s:
         spans.append((s, e))
     return spans
+
+
+def row_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The lines of text[start:end] when it holds a table as the loaders write one (two or more lines of
+    cells joined by CELL): each row, and each line between rows ("Class 23 — Integrity Constraint
+    Violation"), is its own unit, "23505 | unique_violation" or "field size | 1 GB", not the whole table
+    as one sentence. Any other span comes back as it is."""
+    if text.count(CELL, start, end) < 2 or text.find("\n", start, end) < 0:
+        return [(start, end)]
+    lines: list[tuple[int, int]] = []
+    pos = start
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        stop = end if nl < 0 else nl
+        s, e = _trim(text, pos, stop)
+        if e > s:
+            lines.append((s, e))
+        pos = stop + 1
+    if sum(CELL in text[s:e] for s, e in lines) < 2:
+        return [(start, end)]
+    return lines

@@ -130,3 +130,22 @@ def test_quotable_texts_are_the_candidates_of_a_whole_document() -> None:
     q = quotable_texts(doc)
     assert [c.text for c in cands] == [t for t in q if not t.endswith("?")]
     assert "What is a widget?" in q and ">>> widget()" not in q and "Short line" not in q
+
+
+def test_new_quotable_rules_rescan_a_store_written_under_old_ones(settings, hash_embedder) -> None:
+    import sqlite3
+
+    from assistant.index.sentvec import FILE, done_mark, fill_sentences
+
+    _open(settings, hash_embedder)
+    assert fill_sentences(settings, hash_embedder) == (0, 0)  # every document done under today's rules
+    con = sqlite3.connect(settings.index_dir / FILE)
+    with con:
+        marks = dict(con.execute("SELECT path, sha256 FROM documents"))
+        assert marks and all(m == done_mark(m.split()[0]) for m in marks.values())
+        con.executemany("UPDATE documents SET sha256 = ? WHERE path = ?",  # as a store of version 1 wrote it
+                        [(m.split()[0], p) for p, m in marks.items()])
+    con.close()
+    looked, embedded = fill_sentences(settings, hash_embedder)
+    assert looked > 0 and embedded == 0  # looked at again; nothing new to embed under the same rules
+    assert fill_sentences(settings, hash_embedder) == (0, 0)

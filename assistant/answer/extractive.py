@@ -16,9 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from ..index.terms import tokenize
-from ..quotable import is_statement, question_before
+from ..quotable import question_before, quotable_spans
 from ..records import Answer, Citation, Document, Hit, Turn
-from ..sentences import paragraph_spans, sentence_spans
 from .compose import compose, spoken
 from .prompts import ABSTAIN_TEXT
 from .question import (
@@ -247,17 +246,19 @@ class ExtractiveAnswerer:
         for h in hits:
             text = doc_texts[h.source]
             doc = documents.get(h.source)
-            for ps, pe in paragraph_spans(text, h.start, h.end):
-                qs, qe = question_before(text, doc, ps)
-                path = doc.heading_path(ps) if doc is not None else ()
-                heading = path[-1] if path and path[-1] != doc.title else ""
-                for s, e in sentence_spans(text, ps, pe):
-                    sent = text[s:e]
-                    norm = " ".join(sent.split()).lower()
-                    if norm in seen or not is_statement(sent):
-                        continue
-                    seen.add(norm)
-                    out.append(_Cand(h.source, s, e, sent, h, qs, qe, heading, path[-1] if path else ""))
+            last = -1
+            for ps, s, e in quotable_spans(text, h.start, h.end):  # the same texts the index embedded
+                if ps != last:
+                    last = ps
+                    qs, qe = question_before(text, doc, ps)
+                    path = doc.heading_path(ps) if doc is not None else ()
+                    heading = path[-1] if path and path[-1] != doc.title else ""
+                sent = text[s:e]
+                norm = " ".join(sent.split()).lower()
+                if norm in seen:
+                    continue
+                seen.add(norm)
+                out.append(_Cand(h.source, s, e, sent, h, qs, qe, heading, path[-1] if path else ""))
         return out
 
     def score(self, question: str, hits: Sequence[Hit], doc_texts: Mapping[str, str],

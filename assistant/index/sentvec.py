@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..embed import Embedder
+from ..quotable import VERSION as QUOTABLE_VERSION
 from ..quotable import quotable_texts
 from ..records import Document
 from ..settings import Settings
@@ -38,6 +39,12 @@ def open_store(index_dir: Path, emb: Embedder, dimension: int) -> EmbeddingCache
 
 
 BATCH_TEXTS = 20_000  # sentences gathered before they are looked up and embedded: bounds a build's memory
+def done_mark(sha256: str) -> str:
+    """What the store records for a document whose sentences it holds: its sha256 and the version of the
+    rules that cut its quotable texts (quotable.VERSION), so that new rules embed the texts they add."""
+    return f"{sha256} q{QUOTABLE_VERSION}"
+
+
 _DOCS = "CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL) WITHOUT ROWID"
 
 
@@ -45,7 +52,7 @@ def embed_sentences(index_dir: Path, emb: Embedder, dimension: int, docs: Iterab
                     max_mb: float, progress: Progress | None = None,
                     cancel: threading.Event | None = None) -> tuple[int, int]:
     """Store the vectors of the quotable texts of `docs` that the store lacks, a batch of documents at a
-    time; each batch's documents are then recorded as done (path and sha256), so that an interrupted
+    time; each batch's documents are then recorded as done (path, sha256 and rules: done_mark), so that an interrupted
     build resumes with the rest. Returns (texts looked at, texts embedded)."""
     store = open_store(index_dir, emb, dimension)
     con = store._con
@@ -65,7 +72,7 @@ def embed_sentences(index_dir: Path, emb: Embedder, dimension: int, docs: Iterab
         if n == len(todo):  # not cancelled half-way
             with store._lock:
                 con.executemany("INSERT OR REPLACE INTO documents VALUES (?, ?)",
-                                [(d.path, d.sha256) for d in batch_docs])
+                                [(d.path, done_mark(d.sha256)) for d in batch_docs])
         return n
 
     try:
@@ -102,7 +109,7 @@ def fill_sentences(settings: Settings, emb: Embedder, paths: Sequence[str] | Non
     try:
         live = reader.document_records(list(paths)) if paths is not None else reader.document_hashes()
         done = _done(index_dir / FILE, list(live) if paths is not None else None)
-        todo = [p for p, rec in live.items() if done.get(p) != rec["sha256"]]
+        todo = [p for p, rec in live.items() if done.get(p) != done_mark(rec["sha256"])]
         if not todo:
             return 0, 0
         docs = (d for p in todo if (d := reader.find_document(p)) is not None)
@@ -113,7 +120,7 @@ def fill_sentences(settings: Settings, emb: Embedder, paths: Sequence[str] | Non
 
 
 def _done(path: Path, paths: list[str] | None) -> dict[str, str]:
-    """path -> sha256 of the documents whose sentences the store holds (of `paths` only, when given)."""
+    """path -> done_mark of the documents whose sentences the store holds (of `paths` only, when given)."""
     if not path.exists():
         return {}
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
