@@ -39,7 +39,7 @@ class Settings:
     chunk_overlap: int = _f(24, "Tokens of context repeated between neighbouring chunks.")
     retrieval: str = _f("hybrid", "hybrid, dense or bm25.")
     k: int = _f(5, "Passages returned by search and given to the answerer.")
-    fetch_k: int = _f(40, "Candidates each retriever contributes before fusion.")
+    fetch_k: int = _f(50, "Candidates each retriever contributes before fusion.")
     rrf_k: int = _f(10, "Reciprocal-rank-fusion constant: small, so the top of one ranking is not "
                           "outvoted by passages both rankings hold only halfway down.")
     dense_weight: float = _f(1.0, "Weight of the dense ranking in fusion.")
