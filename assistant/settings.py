@@ -55,7 +55,7 @@ class Settings:
     merge_touch: int = _f(64, "Passages at most this many characters apart with only whitespace between are "
                               "joined whatever their sections (a section's end and the next one's heading), "
                               "within merge_max_chars; 0: off.")
-    merge_max_chars: int = _f(1600, "Longest passage such a join may make (characters).")
+    merge_max_chars: int = _f(1800, "Longest passage such a join may make (characters).")
     duplicate_threshold: float = _f(0.9, "Passages this similar (cosine) to a better one elsewhere are "
                                           "dropped, so copies of one text do not fill the results; 1 keeps all.")
     abstain_threshold: float = _f(0.34, "Evidence score under which the answer abstains.")
