@@ -18,7 +18,8 @@ is quoted
 
 One sentence each way (FINISH_REACH forward for `finish`), in the sentence's paragraph, never over another
 quote of the answer. The passage the chunk cut does not limit it (a chunk may end at the colon): the
-citation's passage grows to hold the quote. The result is still an exact span `text[start:end]` of the loaded text.
+citation's passage grows to hold the quote. The result is still an exact span `text[start:end]` of the
+loaded text.
 """
 
 from __future__ import annotations

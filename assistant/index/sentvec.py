@@ -39,6 +39,8 @@ def open_store(index_dir: Path, emb: Embedder, dimension: int) -> EmbeddingCache
 
 
 BATCH_TEXTS = 20_000  # sentences gathered before they are looked up and embedded: bounds a build's memory
+
+
 def done_mark(sha256: str) -> str:
     """What the store records for a document whose sentences it holds: its sha256 and the version of the
     rules that cut its quotable texts (quotable.VERSION), so that new rules embed the texts they add."""
@@ -52,8 +54,8 @@ def embed_sentences(index_dir: Path, emb: Embedder, dimension: int, docs: Iterab
                     max_mb: float, progress: Progress | None = None,
                     cancel: threading.Event | None = None) -> tuple[int, int]:
     """Store the vectors of the quotable texts of `docs` that the store lacks, a batch of documents at a
-    time; each batch's documents are then recorded as done (path, sha256 and rules: done_mark), so that an interrupted
-    build resumes with the rest. Returns (texts looked at, texts embedded)."""
+    time; each batch's documents are then recorded as done (path, sha256 and rules: done_mark), so that an
+    interrupted build resumes with the rest. Returns (texts looked at, texts embedded)."""
     store = open_store(index_dir, emb, dimension)
     con = store._con
     con.execute(_DOCS)
