@@ -63,7 +63,7 @@ def question_before(doc_text: str, doc: Document | None, para_start: int) -> tup
 
 
 def quotable_spans(text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int]]:
-    """(paragraph start, sentence start, sentence end) of the quotable sentences of text[start:end]."""
+    """(paragraph start, start, end) of the quotable sentences and table rows of text[start:end]."""
     for ps, pe in paragraph_spans(text, start, end):
         for ss, se in sentence_spans(text, ps, pe):
             for s, e in row_spans(text, ss, se):

@@ -41,8 +41,8 @@ def merge_overlapping(candidates: Sequence[Candidate], doc_texts: Mapping[str, s
     the same document when their spans overlap or touch; the merged hit keeps the earlier rank and score.
     With `gap` > 0, a candidate of the same section (heading path) at most `gap` characters from an earlier
     hit joins it too, the text between them included, while the joined hit stays within `max_chars` (0: any
-    length) and overlaps no other hit: three fragments of one short section become one passage, and two slots go to
-    other passages. With `touch` > 0, a candidate at most `touch` characters from an earlier hit with only
+    length) and overlaps no other hit: three fragments of one short section become one passage, and two
+    slots go to other passages. With `touch` > 0, a candidate at most `touch` characters from an earlier hit with only
     whitespace between joins it whatever its section, within `max_chars`: a section's last chunk and the
     next section's first (its heading) are one run of text, split only by the chunker.
 
